@@ -1,0 +1,50 @@
+# One command each: `make run` (set up, index the bundled plans, start the app), `make test`, `make check`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+INDEX ?= data/index
+export OPENBLAS_NUM_THREADS ?= 1
+
+.PHONY: setup run ingest test check lint typecheck eval eval-cmrc bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+$(INDEX)/current: | $(STAMP)
+	$(BIN)/rag ingest data/docs --index $(INDEX)
+
+ingest: $(STAMP)
+	$(BIN)/rag ingest data/docs --index $(INDEX)
+
+run: $(STAMP) $(INDEX)/current
+	$(BIN)/python app.py
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check rag tests app.py bench eval
+	$(BIN)/ruff format --check rag tests app.py bench eval
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+eval: $(STAMP) $(INDEX)/current
+	$(BIN)/rag eval eval/qa.jsonl eval/qa_holdout.jsonl --index $(INDEX) --report eval/report.md
+
+eval-cmrc: $(STAMP)
+	$(BIN)/python eval/cmrc.py
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(INDEX) .pytest_cache .mypy_cache

