@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import replace
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 from .answer import AnswerParams, Scored, score_sentences, select_evidence
 from .embed import Embedder, make_embedder
@@ -20,11 +21,33 @@ ABSTAIN = "抱歉，已收录的文件中没有找到能回答这个问题的内
 CANDIDATES_FOR_ANSWER = 8
 
 
+class Generator(Protocol):
+    """An LLM stage over the extractive answer. It receives the extractive Answer (evidence,
+    refusal decision, retrieved passages) and returns an Answer whose extra holds
+    {"mode": "llm" | "extractive", "fallback_reason": str | None}. It never answers where the
+    extractive stage abstained, so refusal stays exactly as strict."""
+
+    name: str
+
+    def refine(self, question: str, extractive: Answer) -> Answer: ...
+
+    def refine_stream(self, question: str, extractive: Answer) -> Iterator[str | Answer]: ...
+
+    def rewrite(self, question: str, history: list[str]) -> str: ...
+
+
 class Pipeline:
     """A loaded index and embedder; thread-safe for concurrent `ask` calls."""
 
-    def __init__(self, settings: Settings, embedder: Embedder | None = None, params: AnswerParams | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: Embedder | None = None,
+        params: AnswerParams | None = None,
+        generator: Generator | None = None,
+    ) -> None:
         self.settings = settings
+        self.generator = generator
         self.embedder = embedder or make_embedder(settings)
         self.params = params or AnswerParams()
         self._lock = threading.Lock()
@@ -51,6 +74,25 @@ class Pipeline:
         return self.index.districts
 
     def ask(self, question: str, district: str | None = None) -> Answer:
+        """The answer to one stand-alone question (LLM-refined when a generator is set)."""
+        extractive = self.ask_extractive(question, district)
+        if self.generator is None:
+            return replace(extractive, extra={**extractive.extra, "mode": "extractive"})
+        return self.generator.refine(question, extractive)
+
+    def ask_stream(self, question: str, district: str | None = None) -> Iterator[str | Answer]:
+        """Text deltas as they are produced, then the final Answer (whose text may differ from
+        the deltas when the LLM answer was rejected and the extractive one replaces it)."""
+        extractive = self.ask_extractive(question, district)
+        if self.generator is None or extractive.abstained:
+            final = self.ask(question, district) if self.generator else replace(extractive, extra={**extractive.extra, "mode": "extractive"})
+            for i in range(0, len(final.answer), 8):
+                yield final.answer[i : i + 8]
+            yield final
+            return
+        yield from self.generator.refine_stream(question, extractive)
+
+    def ask_extractive(self, question: str, district: str | None = None) -> Answer:
         t0 = time.perf_counter()
         question = question.strip()
         scope = detect_scope(question, self.districts)
