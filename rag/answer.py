@@ -22,7 +22,8 @@ _STOP = (
 )
 STOP_WORDS = frozenset(_STOP.split())
 _CJK = re.compile(r"[\u3400-\u9fff]")
-_SENT = re.compile(r"[^。！？；!?;]*(?:[。！？；!?;]+[”’」』）)]*|$)")
+_SENT = re.compile(r"[^。！？；!?;\n]*(?:[。！？；!?;]+[”’」』）)]*|\n|$)")
+_ITEM_TITLE = re.compile(r"^(?:[（(]?[一二三四五六七八九十\d]+[)）]?[.．、]?)\s*\S{0,30}?[。：:]?$")
 
 DATE_Q = re.compile(r"何时|什么时候|啥时候|哪一?年|时间|期限|时限|截止|多久|几年|年底|什么时间|节点|完成时|搞完|到期")
 NUM_Q = re.compile(r"多少|几个|几项|几家|几次|比例|百分|数量|比率|率是|达到了?多|占比|多大|排名|第几|几成")
@@ -31,8 +32,30 @@ DEF_Q = re.compile(r"是什么|指什么|什么是|含义|定义|意思|是指|�
 WHO_Q = re.compile(r"谁|哪个部门|哪些部门|哪个单位|哪个机构|由谁|牵头|负责|发文|印发|机关")
 HAS_DATE = re.compile(r"\d{4}\s*年|年底|年前|年内|月底|\d+月|每年|“十四五”期间|期间")
 HAS_NUM = re.compile(r"\d|百分之|[一二三四五六七八九十百千万两]+(?:个|项|家|次|件|名|级|类|成)")
+HAS_DIGIT = re.compile(r"\d|百分之")
+HOW_MANY_Q = re.compile(r"多少|比例|百分|比率|占比")  # wants a figure, not "三项制度"
 HAS_LIST = re.compile(r"、|；|：|包括|分别")
 HAS_DEF = re.compile(r"是指|指的是|是.{0,12}的|即|称为|：")
+
+
+# "多少名律师" wants "<number>名": the measure word tells which figure would answer it.
+_UNIT_Q = re.compile(r"(?:多少|几)(亿元|万元|千元|元|名|个|件|项|次|人次|人|家|所|天|年|小时|学时|个月|%|倍|户|条|部|支)")
+_NUM = r"(?:\d[\d,.]*|[一二两三四五六七八九十百千万]+)"
+
+
+def required_unit(question: str) -> str | None:
+    m = _UNIT_Q.search(normalise(question))
+    if m:
+        return m.group(1)
+    if re.search(r"百分之几|多少%|比例是多少|比例为多少|占比", normalise(question)):
+        return "%"
+    return None
+
+
+def has_quantity(sentence: str, unit: str) -> bool:
+    if unit == "%":
+        return bool(re.search(r"\d\s*%|百分之", sentence))
+    return bool(re.search(_NUM + r"\s*(?:余|多)?" + re.escape(unit), sentence))
 
 
 @dataclass(frozen=True)
@@ -40,6 +63,7 @@ class AnswerParams:
     w_sent: float = 0.55  # sentence coverage of the question's content
     w_chunk: float = 0.25  # passage (+ title/section header) coverage
     w_retr: float = 0.20  # fused retrieval score, normalised to the best hit
+    w_tri: float = 0.15  # question trigrams found in the sentence: rewards contiguous phrases
     type_bonus: float = 0.08
     type_penalty: float = 0.25  # asks for a date/figure the sentence lacks
     extra_ratio: float = 0.85  # further sentences kept when this close to the best
@@ -65,6 +89,11 @@ def split_sentences(text: str) -> list[str]:
     return [s for s in _SENT.findall(text) if s.strip()]
 
 
+def trigrams(terms: list[str]) -> list[str]:
+    """Trigrams made of consecutive overlapping bigrams (研究, 究部 → 研究部)."""
+    return [a + b[1] for a, b in zip(terms, terms[1:]) if len(a) == 2 and len(b) == 2 and a[1] == b[0]]
+
+
 def query_terms(question: str, drop: tuple[str, ...] = ()) -> list[str]:
     """Content bigrams of the question (and Latin/digit words), without scaffolding and names
     of districts (scope is handled by metadata, not by words)."""
@@ -78,10 +107,20 @@ def query_terms(question: str, drop: tuple[str, ...] = ()) -> list[str]:
     terms: list[str] = []
     for run in re.findall(r"[\u3400-\u9fff]+|[a-z0-9.%]+", kept):
         if _CJK.match(run):
-            terms.extend(run[i : i + 2] for i in range(len(run) - 1)) if len(run) > 1 else terms.append(run)
+            # Single characters (是, 以, 年, 前 …) say little about the topic; bigrams do.
+            terms.extend(run[i : i + 2] for i in range(len(run) - 1))
         else:
             terms.append(run)
     return list(dict.fromkeys(terms))
+
+
+def is_heading(sentence: str, title: str) -> bool:
+    """An item's own title sentence ("21. 发挥司法所…作用。") or a bare formula ("特此通知。") says
+    what a passage is about, not what it states; the citation shows it anyway."""
+    core = sentence.rstrip("。：:；;")
+    if title and core and (core in title or title.endswith(core)):
+        return True
+    return len(_CJK.findall(core)) < 6 and not re.search(r"\d", core)
 
 
 def question_kind(question: str) -> str:
@@ -95,8 +134,10 @@ def question_kind(question: str) -> str:
 def _coverage(terms: list[str], text: str, idf: dict[str, float]) -> float:
     if not terms:
         return 0.0
-    total = sum(idf.get(t, 1.0) for t in terms)
-    got = sum(idf.get(t, 1.0) for t in terms if t in text)
+    # A term the index has never seen is as specific as it gets: weigh it like the rarest one.
+    unseen = max(idf.values(), default=1.0)
+    total = sum(idf.get(t, unseen) for t in terms)
+    got = sum(idf.get(t, unseen) for t in terms if t in text)
     return got / total if total else 0.0
 
 
@@ -105,18 +146,27 @@ def score_sentences(
 ) -> list[Scored]:
     """Every sentence of every hit, scored, best first."""
     terms = query_terms(question, drop)
+    tri = trigrams(terms)
     kind = question_kind(question)
+    nq = normalise(question)
+    unit = required_unit(question)
     out: list[Scored] = []
     for hit in hits:
         chunk_cov = _coverage(terms, normalise(hit.chunk.embed_text), idf)
+        title = normalise(hit.chunk.section_path[-1]) if hit.chunk.section_path else ""
         for pos, sent in enumerate(split_sentences(hit.chunk.text)):
             ns = normalise(sent)
+            if is_heading(ns, title):
+                continue
             cov = _coverage(terms, ns, idf)
-            score = p.w_sent * cov + p.w_chunk * chunk_cov + p.w_retr * hit.score
+            tri_cov = sum(1 for t in tri if t in ns) / len(tri) if tri else cov
+            score = p.w_sent * cov + p.w_chunk * chunk_cov + p.w_retr * hit.score + p.w_tri * tri_cov
             if kind == "date":
                 score += p.type_bonus if HAS_DATE.search(ns) else -p.type_penalty
             elif kind == "number":
-                score += p.type_bonus if HAS_NUM.search(ns) else -p.type_penalty
+                rx = HAS_DIGIT if HOW_MANY_Q.search(nq) else HAS_NUM
+                ok = has_quantity(ns, unit) if unit else bool(rx.search(ns))
+                score += p.type_bonus if ok else -p.type_penalty
             elif kind == "list" and HAS_LIST.search(ns):
                 score += p.type_bonus
             elif kind == "definition" and HAS_DEF.search(ns):

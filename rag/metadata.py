@@ -23,14 +23,10 @@ _FORWARDING_RE = re.compile(r"(通知|通报|批复|函)$")
 _PLAN_RE = re.compile(r"(规划|计划|纲要|方案|要点)$")
 _REGULATION_RE = re.compile(r"(条例|规定|办法|决定|决议|细则|规则|章程)$")
 _TITLE_STOPS = set("，。；：！？,;:!?")
-_ORG_RE = re.compile(
-    r"(人民政府|办公室|办公厅|委员会|领导小组|人民法院|人民检察院|政府|局|厅|委|办|院|中心)$"
-)
+_ORG_RE = re.compile(r"(人民政府|办公室|办公厅|委员会|领导小组|人民法院|人民检察院|政府|局|厅|委|办|院|中心)$")
 _ARTICLE_RE = re.compile(rf"^第[{CN_NUM}]+条(?:之[{CN_NUM}]+)?\s")
 # "上海市第十五届人民代表大会常务委员会第二十一次会议通过" → the body that passed it.
-_SESSION_RE = re.compile(
-    rf"({_CN_CHAR}{{2,12}}?)第[{CN_NUM}]+届({_CN_CHAR}{{2,20}}?)第[{CN_NUM}]+次(?:全体)?会议"
-)
+_SESSION_RE = re.compile(rf"({_CN_CHAR}{{2,12}}?)第[{CN_NUM}]+届({_CN_CHAR}{{2,20}}?)第[{CN_NUM}]+次(?:全体)?会议")
 _DOC_NUMBER_RE = re.compile(rf"{_CN_CHAR}{{1,10}}[〔［\[（(]\d{{4}}[〕］\]）)]第?\d{{1,4}}号")
 _DATE_RE = re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})日")
 _SOURCE_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -90,11 +86,7 @@ def is_structural_heading(paragraph: str) -> bool:
 
 def is_doc_title(paragraph: str) -> bool:
     """A short line without sentence punctuation that ends in a document-type word."""
-    return (
-        len(paragraph) <= 80
-        and not _TITLE_STOPS.intersection(paragraph)
-        and bool(_DOC_TYPE_RE.search(paragraph))
-    )
+    return len(paragraph) <= 80 and not _TITLE_STOPS.intersection(paragraph) and bool(_DOC_TYPE_RE.search(paragraph))
 
 
 def find_front_matter(paragraphs: list[str]) -> FrontMatter:
@@ -103,9 +95,7 @@ def find_front_matter(paragraphs: list[str]) -> FrontMatter:
     A notice (…的通知) followed by another title is a cover letter for that document: the
     document's own title is the later one.
     """
-    end = next(
-        (i for i, p in enumerate(paragraphs) if is_structural_heading(p)), len(paragraphs)
-    )
+    end = next((i for i, p in enumerate(paragraphs) if is_structural_heading(p)), len(paragraphs))
     titles = tuple(i for i in range(end) if is_doc_title(paragraphs[i]))
     notice = next((i for i in titles if _FORWARDING_RE.search(paragraphs[i])), None)
     later = [i for i in titles if notice is not None and i > notice]

@@ -62,11 +62,7 @@ def is_markdown(text: str) -> bool:
 
 def drop_toc(lines: list[str]) -> list[str]:
     """Remove table-of-contents entries and the 目录 heading; keep everything else."""
-    return [
-        ln
-        for ln in lines
-        if not TOC_LINE_RE.search(ln) and re.sub(r"\s", "", ln) != _TOC_HEADING
-    ]
+    return [ln for ln in lines if not TOC_LINE_RE.search(ln) and re.sub(r"\s", "", ln) != _TOC_HEADING]
 
 
 def is_heading_line(line: str) -> bool:
@@ -141,13 +137,19 @@ def _is_title_like(line: str) -> bool:
 def _is_pure_heading(line: str) -> bool:
     """A heading line with no sentence after its marker, e.g. "（一）成效回顾"."""
     m = _HEADING_LINE_RE.match(line)
-    return bool(m) and len(line) <= 40 and not _HEADING_STOPS.intersection(line[m.end() :])
+    if m is None or len(line) > 40:
+        return False
+    return not _HEADING_STOPS.intersection(line[m.end() :])
 
 
-def _ends_paragraph(para: str, last_line: str, width: int | None) -> bool:
-    """Whether the paragraph being built ends after its latest line."""
-    if ends_sentence(last_line) or _is_pure_heading(para):
+def _ends_paragraph(para: str, last_line: str, next_line: str, width: int | None) -> bool:
+    """Whether the paragraph being built ends before next_line (already known not a heading)."""
+    if _is_pure_heading(para):
         return True
+    if ends_sentence(last_line):
+        # In a fixed-width layout a paragraph's first line is indented, so a full-width
+        # line after a sentence end still belongs to the same paragraph.
+        return width is None or display_width(next_line) < width - 1
     if has_open_bracket(para):
         return False
     if width is not None:
@@ -162,7 +164,7 @@ def _join_extracted(lines: list[str]) -> list[str]:
     paragraphs: list[str] = []
     para = last = ""
     for line in content:
-        if para and (is_heading_line(line) or _ends_paragraph(para, last, width)):
+        if para and (is_heading_line(line) or _ends_paragraph(para, last, line, width)):
             paragraphs.append(para)
             para = ""
         # A space keeps Latin words apart; tidy_spaces drops it next to CJK.

@@ -110,7 +110,11 @@ def test_lines_broken_mid_sentence_are_joined(jinshan: str, jingan: str) -> None
     assert "上海市静安区人民政府办公室" in lines(jingan)
     # The signature block stays line by line.
     i = lines(jingan).index("特此通知。")
-    assert lines(jingan)[i + 1 : i + 4] == ["上海市静安区人民政府办公室", "2021年9月24日", "静安区法治政府建设“十四五”规划"]
+    assert lines(jingan)[i + 1 : i + 4] == [
+        "上海市静安区人民政府办公室",
+        "2021年9月24日",
+        "静安区法治政府建设“十四五”规划",
+    ]
 
 
 def test_whitespace_rules_on_small_input() -> None:
