@@ -8,6 +8,7 @@ has what the question type asks for (a date for 何时, a figure for 多少, a l
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -39,7 +40,9 @@ HAS_DEF = re.compile(r"是指|指的是|是.{0,12}的|即|称为|：")
 
 
 # "多少名律师" wants "<number>名": the measure word tells which figure would answer it.
-_UNIT_Q = re.compile(r"(?:多少|几)(亿元|万元|千元|元|名|个|件|项|次|人次|人|家|所|天|年|小时|学时|个月|%|倍|户|条|部|支)")
+_UNIT_Q = re.compile(
+    r"(?:多少|几)(亿元|万元|千元|元|名|个|件|项|次|人次|人|家|所|天|年|小时|学时|个月|%|倍|户|条|部|支)"
+)
 _NUM = r"(?:\d[\d,.]*|[一二两三四五六七八九十百千万]+)"
 
 
@@ -65,9 +68,9 @@ class AnswerParams:
     w_retr: float = 0.20  # fused retrieval score, normalised to the best hit
     w_tri: float = 0.15  # question trigrams found in the sentence: rewards contiguous phrases
     type_bonus: float = 0.08
-    type_penalty: float = 0.25  # asks for a date/figure the sentence lacks
+    type_penalty: float = 0.5  # asks for a date/figure the sentence lacks
     extra_ratio: float = 0.85  # further sentences kept when this close to the best
-    district_ratio: float = 0.85  # per-district answers kept when this close to the best
+    district_ratio: float = 0.7  # per-district answers kept when this close to the best
     max_sentences: int = 3
 
 
@@ -91,7 +94,7 @@ def split_sentences(text: str) -> list[str]:
 
 def trigrams(terms: list[str]) -> list[str]:
     """Trigrams made of consecutive overlapping bigrams (研究, 究部 → 研究部)."""
-    return [a + b[1] for a, b in zip(terms, terms[1:]) if len(a) == 2 and len(b) == 2 and a[1] == b[0]]
+    return [a + b[1] for a, b in itertools.pairwise(terms) if len(a) == 2 and len(b) == 2 and a[1] == b[0]]
 
 
 def query_terms(question: str, drop: tuple[str, ...] = ()) -> list[str]:

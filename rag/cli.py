@@ -48,7 +48,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     report = ingest([Path(p) for p in args.paths], s, make_embedder(s), prune=args.prune, progress=_progress)
     for w in report.warnings:
         print(f"警告 warning: {w}", file=sys.stderr)
-    for name, reason in report.failed:
+    for _name, reason in report.failed:
         print(f"失败 failed: {reason}", file=sys.stderr)
     print(
         f"新增 added {len(report.added)}, 更新 replaced {len(report.replaced)}, 未变 unchanged {len(report.unchanged)}, "
@@ -69,7 +69,9 @@ def cmd_chunks(args: argparse.Namespace) -> int:
         for c in chunks:
             print(json.dumps({**c.to_json(), "section": c.section}, ensure_ascii=False))
         return 0
-    print(f"《{doc.title}》 district={doc.district} issuer={doc.issuer} number={doc.doc_number} date={doc.date} kind={doc.kind}")
+    print(
+        f"《{doc.title}》 district={doc.district} issuer={doc.issuer} number={doc.doc_number} date={doc.date} kind={doc.kind}"
+    )
     for c in chunks:
         text = c.text if args.full else (c.text[:60] + ("…" if len(c.text) > 60 else ""))
         print(f"[{c.order}] {c.section or '(无标题)'}  ({len(c.text)}字)\n    {text}")
@@ -83,7 +85,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     s = _settings(args)
     gen = current_generation(Path(s.index_dir))
     if gen is None:
-        raise IndexMissingError(f"索引不存在：请先运行 rag ingest (no index at {s.index_dir}: run `rag ingest PATH` first)")
+        raise IndexMissingError(
+            f"索引不存在：请先运行 rag ingest (no index at {s.index_dir}: run `rag ingest PATH` first)"
+        )
     manifest = json.loads((gen / "manifest.json").read_text("utf-8"))
     docs = list(manifest["documents"].values())
     if args.json:
@@ -148,7 +152,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         rep = run_eval(pipe.ask, rows, Path(ds).stem)
         reports.append(rep)
         if args.out:
-            out = Path(args.out) if len(args.datasets) == 1 else Path(args.out).with_stem(f"{Path(args.out).stem}-{Path(ds).stem}")
+            out = (
+                Path(args.out)
+                if len(args.datasets) == 1
+                else Path(args.out).with_stem(f"{Path(args.out).stem}-{Path(ds).stem}")
+            )
             write_results(rep, out)
     print(markdown_table(reports))
     if args.report:

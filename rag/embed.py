@@ -97,13 +97,17 @@ class SentenceTransformerEmbedder:
             from sentence_transformers import SentenceTransformer
 
             self._model = SentenceTransformer(model, device="cpu", local_files_only=True)
-        except Exception as e:  # noqa: BLE001 - many loaders, one message
+        except Exception as e:
             raise EmbedderError(
                 f"无法加载嵌入模型 {model} (cannot load sentence-transformers model {model!r}: {e})"
             ) from e
         low = model.lower()
         if query_prefix is None:
-            query_prefix = "query: " if "e5" in low else ("为这个句子生成表示以用于检索相关文章：" if "bge" in low and "zh" in low else "")
+            query_prefix = (
+                "query: "
+                if "e5" in low
+                else ("为这个句子生成表示以用于检索相关文章：" if "bge" in low and "zh" in low else "")
+            )
         if not passage_prefix and "e5" in low:
             passage_prefix = "passage: "
         self._qp, self._pp = query_prefix, passage_prefix

@@ -34,7 +34,7 @@ def load_dataset(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError as e:
             raise InputError(f"{path}:{i}: 不是合法的 JSON (invalid JSON: {e.msg})") from e
         if not isinstance(row, dict) or not isinstance(row.get("question"), str):
-            raise InputError(f"{path}:{i}: 缺少 question 字段 (line needs a \"question\" string)")
+            raise InputError(f'{path}:{i}: 缺少 question 字段 (line needs a "question" string)')
         row.setdefault("id", f"line-{i}")
         rows.append(row)
     return rows
@@ -108,7 +108,11 @@ class Report:
             "citation_accuracy": rate(ans, lambda x: x.citation_ok),
             "recall@1": rate(with_gold, lambda x: x.rank is not None and x.rank < 1),
             "recall@5": rate(with_gold, lambda x: x.rank is not None and x.rank < 5),
-            "mrr@10": float(np.mean([1 / (x.rank + 1) if x.rank is not None and x.rank < 10 else 0.0 for x in with_gold])) if with_gold else float("nan"),
+            "mrr@10": float(
+                np.mean([1 / (x.rank + 1) if x.rank is not None and x.rank < 10 else 0.0 for x in with_gold])
+            )
+            if with_gold
+            else float("nan"),
             "refusal_precision": rate(abstained, lambda x: not x.answerable),
             "refusal_recall": rate(una, lambda x: x.answer_ok),
             "district_confusion": float(sum(1 for x in j if x.confused)),

@@ -41,8 +41,7 @@ def decode_bytes(data: bytes, name: str = "") -> str:
         except UnicodeDecodeError:
             continue
     raise InputError(
-        f"{name}: 无法识别文字编码，请另存为 UTF-8 "
-        "(cannot decode: not UTF-8, UTF-16 or GB18030; save it as UTF-8)"
+        f"{name}: 无法识别文字编码，请另存为 UTF-8 (cannot decode: not UTF-8, UTF-16 or GB18030; save it as UTF-8)"
     )
 
 
@@ -93,7 +92,11 @@ def read_text(path: Path) -> str:
         text = decode_bytes(path.read_bytes(), path.name)
     visible = sum(1 for ch in text if not ch.isspace())
     if visible < MIN_CHARS:
-        what = "PDF 没有文字层（可能是扫描件） (PDF has no text layer: scanned?)" if suffix == ".pdf" else "文件为空 (empty file)"
+        what = (
+            "PDF 没有文字层（可能是扫描件） (PDF has no text layer: scanned?)"
+            if suffix == ".pdf"
+            else "文件为空 (empty file)"
+        )
         raise InputError(f"{path.name}: {what}")
     return text
 

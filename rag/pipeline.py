@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import replace
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any, Protocol
 
 from .answer import AnswerParams, Scored, score_sentences, select_evidence
@@ -57,7 +57,9 @@ class Pipeline:
         self.index = index
         self.retriever = HybridRetriever(index, self.settings)
         self.idf = bm25_idf(index.bm25)
-        self._all_names = tuple(sorted(set(index.districts) | {d[:-1] for d in index.districts if len(d) > 2}, key=len, reverse=True))
+        self._all_names = tuple(
+            sorted(set(index.districts) | {d[:-1] for d in index.districts if len(d) > 2}, key=len, reverse=True)
+        )
 
     def reload_if_changed(self) -> bool:
         """Pick up a newly swapped-in generation (after an ingest); queries keep the old one until then."""
@@ -85,7 +87,11 @@ class Pipeline:
         the deltas when the LLM answer was rejected and the extractive one replaces it)."""
         extractive = self.ask_extractive(question, district)
         if self.generator is None or extractive.abstained:
-            final = self.ask(question, district) if self.generator else replace(extractive, extra={**extractive.extra, "mode": "extractive"})
+            final = (
+                self.ask(question, district)
+                if self.generator
+                else replace(extractive, extra={**extractive.extra, "mode": "extractive"})
+            )
             for i in range(0, len(final.answer), 8):
                 yield final.answer[i : i + 8]
             yield final
@@ -151,7 +157,9 @@ class Pipeline:
     def _refuse_unknown(self, question: str, unknown: tuple[str, ...], hits: list[Hit]) -> Answer:
         held = "、".join(self.districts) or "（无）"
         text = f"抱歉，知识库中没有{'、'.join(unknown)}的文件，无法回答。目前收录的地区有：{held}。以下是最相关的段落，供人工核对。"
-        return Answer(question, text, True, (), tuple(hits[: self.settings.top_k]), {}, {"unknown_districts": list(unknown)})
+        return Answer(
+            question, text, True, (), tuple(hits[: self.settings.top_k]), {}, {"unknown_districts": list(unknown)}
+        )
 
     def documents(self) -> list[dict[str, Any]]:
         return self.index.documents

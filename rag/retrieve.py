@@ -44,9 +44,10 @@ class HybridRetriever:
             fused[row] = fused.get(row, 0.0) + s.bm25_weight / (s.rrf_k + r + 1)
             ranks.setdefault(row, {})["bm25"] = r
         for r, (cid, sim) in enumerate(dense):
-            row = self.index.row_of.get(cid)
-            if row is None:  # a vector without a chunk row: a stale server collection
+            found = self.index.row_of.get(cid)
+            if found is None:  # a vector without a chunk row: a stale server collection
                 continue
+            row = found
             fused[row] = fused.get(row, 0.0) + s.dense_weight / (s.rrf_k + r + 1)
             ranks.setdefault(row, {})["dense"] = r
             ranks[row]["dense_sim"] = sim
@@ -62,9 +63,7 @@ class LangchainRetriever(BaseRetriever):
     k: int = 10
     districts: list[str] | None = None
 
-    def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
-    ) -> list[LCDocument]:
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[LCDocument]:
         hits = self.hybrid.retrieve(query, self.k, self.districts)
         return [
             LCDocument(

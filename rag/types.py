@@ -79,9 +79,7 @@ class Chunk:
         return f"{header}\n{self.text}" if header else self.text
 
     @staticmethod
-    def make(
-        doc: Document, text: str, section_path: tuple[str, ...], order: int
-    ) -> Chunk:
+    def make(doc: Document, text: str, section_path: tuple[str, ...], order: int) -> Chunk:
         return Chunk(
             id=content_hash(doc.id, str(order), text),
             doc_id=doc.id,
