@@ -72,6 +72,7 @@ class AnswerParams:
     extra_ratio: float = 0.85  # further sentences kept when this close to the best
     district_ratio: float = 0.7  # per-district answers kept when this close to the best
     max_sentences: int = 3
+    min_coverage: float = 0.2  # the best sentence must cover this share of the question's content
 
 
 @dataclass(frozen=True)

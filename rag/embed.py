@@ -112,7 +112,8 @@ class SentenceTransformerEmbedder:
             passage_prefix = "passage: "
         self._qp, self._pp = query_prefix, passage_prefix
         self.name = f"st:{model}"
-        dim = self._model.get_sentence_embedding_dimension()
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        dim = get_dim()
         self.dim = int(dim) if dim else int(self._model.encode(["x"]).shape[1])
         self._cache = _QueryCache()
 

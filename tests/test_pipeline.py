@@ -1,0 +1,79 @@
+"""Answers end to end over the real index of both plans: scope, citations, refusal."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rag.cite import answer_dict
+from rag.errors import ScopeError
+from rag.pipeline import Pipeline
+
+
+def test_answer_cites_the_item_with_its_section_path(pipeline: Pipeline) -> None:
+    a = answer_dict(pipeline.ask("金山区的行政复议体制改革要在什么时候完成？"))
+    assert not a["abstained"]
+    assert "2022年前" in a["answer"] and "[1]" in a["answer"]
+    c = a["citations"][0]
+    assert c["district"] == "金山区"
+    assert c["section"].startswith("三、主要任务 › （五）")
+    assert c["section"].endswith("落实行政复议体制改革")
+    assert c["quote"] in c["text"] and "2022年前" in c["quote"]
+    assert c["source"].startswith("jinshan")
+
+
+def test_same_question_other_district_uses_its_own_plan(pipeline: Pipeline) -> None:
+    a = answer_dict(pipeline.ask("静安那边行政复议体制改革啥时候搞完？"))
+    assert not a["abstained"]
+    assert "2022年底前" in a["answer"]
+    assert {c["district"] for c in a["citations"]} == {"静安区"}
+
+
+def test_unscoped_question_answers_per_district(pipeline: Pipeline) -> None:
+    a = answer_dict(pipeline.ask("行政复议体制改革要求在什么时候之前完成？"))
+    assert not a["abstained"]
+    assert {c["district"] for c in a["citations"]} == {"金山区", "静安区"}
+    assert "金山区：" in a["answer"] and "静安区：" in a["answer"]
+
+
+def test_unknown_district_is_refused_and_names_what_is_held(pipeline: Pipeline) -> None:
+    a = answer_dict(pipeline.ask("徐汇区行政复议体制改革什么时候完成？"))
+    assert a["abstained"] and not a["citations"]
+    assert "徐汇区" in a["answer"] and "金山区" in a["answer"] and "静安区" in a["answer"]
+    assert a["retrieved"], "nearest passages are still listed for a human"
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["明天上海会下雨吗？", "红烧肉怎么做才好吃？", "静安区“一网统管”建设的总投资是多少亿元？"],
+)
+def test_refuses_what_the_plans_do_not_say(pipeline: Pipeline, question: str) -> None:
+    a = answer_dict(pipeline.ask(question))
+    assert a["abstained"], a["answer"]
+    assert a["citations"] == []
+
+
+def test_json_contract(pipeline: Pipeline) -> None:
+    a = answer_dict(pipeline.ask("静安区审批办结时限压减了多少？"))
+    json.dumps(a, ensure_ascii=False)
+    assert set(a) >= {"question", "answer", "abstained", "citations", "retrieved", "timings_ms"}
+    assert set(a["timings_ms"]) == {"retrieve", "answer", "total"}
+    for c in a["citations"]:
+        assert set(c) == {"n", "doc_id", "source", "title", "district", "section", "text", "quote", "score"}
+    assert 0 < len(a["retrieved"]) <= 10
+    assert "n" not in a["retrieved"][0] and "quote" not in a["retrieved"][0]
+    assert "88.75%" in a["answer"]
+
+
+def test_explicit_district_outside_index_is_a_user_error(pipeline: Pipeline) -> None:
+    with pytest.raises(ScopeError) as e:
+        pipeline.ask("行政复议", district="浦东新区")
+    assert "金山区" in str(e.value)
+
+
+def test_stream_ends_with_the_answer(pipeline: Pipeline) -> None:
+    parts = list(pipeline.ask_stream("静安区审批办结时限压减了多少？"))
+    final = parts[-1]
+    assert not isinstance(final, str)
+    assert "".join(p for p in parts[:-1] if isinstance(p, str)) == final.answer
