@@ -26,7 +26,7 @@ _CJK = re.compile(r"[\u3400-\u9fff]")
 _SENT = re.compile(r"[^。！？；!?;\n]*(?:[。！？；!?;]+[”’」』）)]*|\n|$)")
 _ITEM_TITLE = re.compile(r"^(?:[（(]?[一二三四五六七八九十\d]+[)）]?[.．、]?)\s*\S{0,30}?[。：:]?$")
 
-DATE_Q = re.compile(r"何时|什么时候|啥时候|哪一?年|时间|期限|时限|截止|多久|几年|年底|什么时间|节点|完成时|搞完|到期")
+DATE_Q = re.compile(r"何时|什么时候|啥时候|哪一?年|哪天|哪一天|日期|时间|期限|时限|截止|多久|几年|年底|什么时间|节点|完成时|搞完|到期")
 NUM_Q = re.compile(r"多少|几个|几项|几家|几次|比例|百分|数量|比率|率是|达到了?多|占比|多大|排名|第几|几成")
 LIST_Q = re.compile(r"哪些|包括|有哪|包含|分别|几个方面|哪几")
 DEF_Q = re.compile(r"是什么|指什么|什么是|含义|定义|意思|是指|何谓|解释")
@@ -190,5 +190,12 @@ def select_evidence(scored: list[Scored], p: AnswerParams) -> list[Scored]:
         for s in scored[1:]
         if s.hit.chunk.id == best.hit.chunk.id and s.score >= p.extra_ratio * best.score and s.coverage > 0
     ]
-    picked = [best, *same[: p.max_sentences - 1]]
-    return sorted(picked, key=lambda s: s.position)
+    picked = sorted([best, *same[: p.max_sentences - 1]], key=lambda s: s.position)
+    if picked[-1].sentence.endswith(("：", ":")):
+        # A lead-in ("具体体现在：") announces what follows: the answer is the list after it.
+        chunk_id, last = picked[-1].hit.chunk.id, picked[-1].position
+        following = sorted(
+            (s for s in scored if s.hit.chunk.id == chunk_id and s.position > last), key=lambda s: s.position
+        )
+        picked += following[: p.max_sentences + 2]
+    return picked

@@ -134,7 +134,27 @@ def chunk_document(doc: Document, max_chars: int = 400) -> list[Chunk]:
     for path, group in groupby(parse_sections(doc.text), key=lambda pair: pair[0]):
         for text in pack_paragraphs([para for _, para in group], max_chars):
             chunks.append(Chunk.make(doc, text, path, len(chunks)))
+    info = info_text(doc)
+    if info:
+        chunks.append(Chunk.make(doc, info, (INFO_SECTION,), len(chunks)))
     return chunks
+
+
+INFO_SECTION = "文件信息"
+
+
+def info_text(doc: Document) -> str:
+    """A passage stating the document's metadata (read from its own letterhead), so that
+    "文号是什么 / 哪个机关印发 / 什么时候印发" can be answered and cited like any other fact."""
+    parts: list[str] = []
+    if doc.issuer:
+        parts.append(f"发文机关（印发单位）：{doc.issuer}。")
+    if doc.doc_number:
+        parts.append(f"文号（发文字号）：{doc.doc_number}。")
+    if doc.date:
+        y, m, d = (int(x) for x in doc.date.split("-"))
+        parts.append(f"印发日期（成文日期）：{y}年{m}月{d}日。")
+    return f"《{doc.title}》文件信息：" + "".join(parts) if parts else ""
 
 
 def pack_paragraphs(paragraphs: list[str], max_chars: int) -> list[str]:
