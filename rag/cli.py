@@ -8,9 +8,13 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from .errors import IndexMissingError, RagError, UserError
+from .errors import IndexMissingError, InputError, RagError, UserError
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .pipeline import Pipeline
 
 
 def quiet_and_fast() -> None:
@@ -100,14 +104,26 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pipeline(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _pipeline(args: argparse.Namespace, llm: bool = False) -> Pipeline:
+    """The loaded pipeline; with `llm`, answers go through the configured OpenAI-compatible model."""
     from .pipeline import Pipeline
 
-    return Pipeline(_settings(args))
+    s = _settings(args)
+    generator = None
+    if llm:
+        from .llm import make_generator
+
+        generator = make_generator(s)
+        if generator is None:
+            raise InputError(
+                "未配置大模型：请设置 RAG_LLM_BASE_URL 和 RAG_LLM_MODEL (no LLM configured: set RAG_LLM_BASE_URL and RAG_LLM_MODEL)"
+            )
+    return Pipeline(s, generator=generator)
 
 
-def _print_answer(obj: dict) -> None:  # type: ignore[type-arg]
-    print(obj["answer"])
+def _print_answer(obj: dict[str, Any], with_answer: bool = True) -> None:
+    if with_answer:
+        print(obj["answer"])
     for c in obj["citations"]:
         print(f"\n[{c['n']}] 《{c['title']}》 › {c['section']}")
         print(f"    {c['text']}")
@@ -121,7 +137,7 @@ def _print_answer(obj: dict) -> None:  # type: ignore[type-arg]
 def cmd_ask(args: argparse.Namespace) -> int:
     from .cite import answer_dict
 
-    pipe = _pipeline(args)
+    pipe = _pipeline(args, llm=args.llm)
     questions = [" ".join(args.question)] if args.question else None
     if questions is None:  # interactive loop
         print(f"已载入 {len(pipe.documents())} 份文件（{'、'.join(pipe.districts)}）。输入问题，空行退出。")
@@ -134,18 +150,32 @@ def cmd_ask(args: argparse.Namespace) -> int:
                 break
             _print_answer(answer_dict(pipe.ask(q)))
         return 0
-    obj = answer_dict(pipe.ask(questions[0], district=args.district))
     if args.json:
-        print(json.dumps(obj, ensure_ascii=False))
-    else:
-        _print_answer(obj)
+        print(json.dumps(answer_dict(pipe.ask(questions[0], district=args.district)), ensure_ascii=False))
+        return 0
+    streamed = ""
+    final = None
+    for part in pipe.ask_stream(questions[0], district=args.district):
+        if isinstance(part, str):
+            streamed += part
+            print(part, end="", flush=True)
+        else:
+            final = part
+    print()
+    if final is None:
+        return 3
+    obj = answer_dict(final)
+    if final.answer != streamed:  # the LLM answer was rejected: show what replaces it
+        print(f"\n（已改用摘录答案 replaced by the extractive answer: {obj.get('fallback_reason')}）")
+        print(obj["answer"])
+    _print_answer(obj, with_answer=False)
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import load_dataset, markdown_report, markdown_table, run_eval, write_results
 
-    pipe = _pipeline(args)
+    pipe = _pipeline(args, llm=args.llm)
     reports = []
     for ds in args.datasets:
         rows = load_dataset(Path(ds))
@@ -159,10 +189,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
             )
             write_results(rep, out)
     print(markdown_table(reports))
+    if args.llm:
+        for rep in reports:
+            modes = [x.result.get("fallback_reason") for x in rep.judged if not x.result["abstained"]]
+            rate = sum(1 for m in modes if m) / len(modes) if modes else 0.0
+            print(f"{rep.name}: LLM fallback rate {rate:.3f} ({sum(1 for m in modes if m)}/{len(modes)} answered)")
     if args.report:
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
         Path(args.report).write_text(markdown_report(reports), "utf-8")
         print(f"report → {args.report}")
+    return 0
+
+
+def cmd_feedback_export(args: argparse.Namespace) -> int:
+    from .feedback import FeedbackStore
+
+    s = Settings.from_env()
+    db = Path(args.db) if args.db else s.data_dir / "feedback.sqlite"
+    if not db.is_file():
+        raise InputError(f"没有反馈记录 {db} (no feedback database at {db})")
+    n = FeedbackStore(db).export_jsonl(Path(args.out), rating=args.rating)
+    print(f"{n} 条反馈 feedback lines → {args.out}")
     return 0
 
 
@@ -194,13 +241,23 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("question", nargs="*")
     sp.add_argument("--json", action="store_true", help="print the machine-readable answer object")
     sp.add_argument("--district", help="restrict to one district")
+    sp.add_argument("--llm", action="store_true", help="answer with the configured LLM (RAG_LLM_*)")
     sp.set_defaults(func=cmd_ask)
 
     sp = with_index(sub.add_parser("eval", help="evaluate on JSONL question sets"))
     sp.add_argument("datasets", nargs="+")
     sp.add_argument("--out", help="write per-question results (JSONL)")
     sp.add_argument("--report", default="eval/report.md", help="markdown report path")
+    sp.add_argument("--llm", action="store_true", help="evaluate LLM mode against the configured endpoint")
     sp.set_defaults(func=cmd_eval)
+
+    fb = sub.add_parser("feedback", help="user feedback (👍/👎) collected by the app")
+    fsub = fb.add_subparsers(dest="feedback_cmd", required=True)
+    sp = fsub.add_parser("export", help="write feedback as eval-set lines (JSONL)")
+    sp.add_argument("out")
+    sp.add_argument("--db", help="feedback database (default $RAG_DATA_DIR/feedback.sqlite)")
+    sp.add_argument("--rating", choices=["up", "down"], help="only this rating")
+    sp.set_defaults(func=cmd_feedback_export)
     return p
 
 
