@@ -1,0 +1,81 @@
+"""Open-retrieval benchmark on CMRC 2018 (dev): index every passage, ask every question, and
+report recall@1/@5 of a passage containing a gold answer for BM25 alone, dense alone and the
+hybrid, plus how often the extractive answer contains a gold answer. All in one run.
+
+    .venv/bin/python eval/cmrc.py [--limit N] [--index DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import tempfile
+import time
+from pathlib import Path
+
+from rag.answer import normalise
+from rag.cli import quiet_and_fast
+from rag.embed import make_embedder
+from rag.ingest import ingest
+from rag.pipeline import Pipeline
+from rag.settings import Settings
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "bench" / "cmrc2018_dev.json"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=str(DATA))
+    ap.add_argument("--index", help="reuse/build the index here (default: a temp dir)")
+    ap.add_argument("--limit", type=int, default=0, help="only the first N questions")
+    args = ap.parse_args()
+    quiet_and_fast()
+    items = json.loads(Path(args.data).read_text("utf-8"))
+    work = Path(args.index) if args.index else Path(tempfile.mkdtemp(prefix="cmrc-"))
+    docs = work / "docs"
+    docs.mkdir(parents=True, exist_ok=True)
+    for it in items:
+        name = re.sub(r"[^\w\u4e00-\u9fff-]", "_", it["context_id"])
+        (docs / f"{name}.txt").write_text(it["context_text"], "utf-8")
+    settings = Settings(index_dir=work / "index")
+    embedder = make_embedder(settings)
+    t0 = time.perf_counter()
+    rep = ingest([docs], settings, embedder)
+    print(f"indexed {len(items)} passages → {rep.chunks} chunks in {time.perf_counter() - t0:.0f}s")
+    pipe = Pipeline(settings, embedder)
+    idx = pipe.index
+    qs = [(q["query_text"], [normalise(a) for a in q["answers"] if a]) for it in items for q in it["qas"]]
+    if args.limit:
+        qs = qs[: args.limit]
+    hits = {"bm25": [0, 0], "dense": [0, 0], "hybrid": [0, 0]}
+    answered = 0
+    lat: list[float] = []
+
+    def has_gold(texts: list[str], golds: list[str]) -> list[bool]:
+        return [any(g in normalise(t) for g in golds) for t in texts]
+
+    for q, golds in qs:
+        ranked = {
+            "bm25": [idx.chunks[i].text for i, _ in idx.bm25.search(q, 5)],
+            "dense": [idx.chunk(cid).text for cid, _ in idx.vectors.search(embedder.embed_query(q), 5)],  # type: ignore[union-attr]
+            "hybrid": [h.chunk.text for h in pipe.retriever.retrieve(q, 5)],
+        }
+        for name, texts in ranked.items():
+            g = has_gold(texts, golds)
+            hits[name][0] += bool(g[:1] and g[0])
+            hits[name][1] += any(g)
+        a = pipe.ask(q)
+        lat.append(a.timings_ms["total"])
+        answered += any(g in normalise(a.answer) for g in golds)
+    n = len(qs)
+    print(f"\n{n} questions\n\n| retriever | recall@1 | recall@5 |\n|---|---|---|")
+    for name, (r1, r5) in hits.items():
+        print(f"| {name} | {r1 / n:.3f} | {r5 / n:.3f} |")
+    lat.sort()
+    print(f"\ngold answer inside the extractive answer: {answered / n:.3f}")
+    print(f"ask latency p50 {lat[n // 2]:.1f} ms, p95 {lat[int(n * 0.95)]:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
