@@ -98,6 +98,7 @@ class Report:
         with_gold = [x for x in ans if x.row.get("gold") or x.row.get("gold_all")]
         abstained = [x for x in j if x.result["abstained"]]
         lat = [x.result["timings_ms"]["total"] for x in j]
+        llm_asked = [x for x in j if x.result.get("mode") == "llm" or x.result.get("fallback_reason")]
 
         def rate(xs: list[Judged], f: Callable[[Judged], bool]) -> float:
             return sum(1 for x in xs if f(x)) / len(xs) if xs else float("nan")
@@ -116,9 +117,16 @@ class Report:
             "refusal_precision": rate(abstained, lambda x: not x.answerable),
             "refusal_recall": rate(una, lambda x: x.answer_ok),
             "district_confusion": float(sum(1 for x in j if x.confused)),
+            # LLM mode: the share of answers the LLM was asked for that fell back to extractive.
+            "fallback_rate": rate(llm_asked, lambda x: x.result.get("mode") != "llm"),
             "latency_p50_ms": float(np.percentile(lat, 50)) if lat else float("nan"),
             "latency_p95_ms": float(np.percentile(lat, 95)) if lat else float("nan"),
         }
+
+    def fallback_reasons(self) -> dict[str, int]:
+        """How often each fallback code occurred (the text before the first colon)."""
+        codes = [str(x.result["fallback_reason"]).split(":")[0] for x in self.judged if x.result.get("fallback_reason")]
+        return {c: codes.count(c) for c in sorted(set(codes), key=lambda c: -codes.count(c))}
 
     def failures(self) -> list[Judged]:
         return [x for x in self.judged if not (x.answer_ok and x.citation_ok) or x.confused]
@@ -160,6 +168,9 @@ def write_results(report: Report, path: Path) -> None:
 def markdown_report(reports: list[Report]) -> str:
     out = ["# Evaluation report", "", markdown_table(reports), ""]
     for r in reports:
+        reasons = r.fallback_reasons()
+        if reasons:
+            out += [f"## LLM fallbacks: {r.name}", "", *(f"- {c}: {n}" for c, n in reasons.items()), ""]
         fails = r.failures()
         out.append(f"## Failures: {r.name} ({len(fails)})")
         out.append("")

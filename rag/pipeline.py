@@ -80,7 +80,7 @@ class Pipeline:
         """The answer to one stand-alone question (LLM-refined when a generator is set)."""
         extractive = self.ask_extractive(question, district)
         if self.generator is None:
-            return replace(extractive, extra={**extractive.extra, "mode": "extractive"})
+            return replace(extractive, extra={**extractive.extra, "mode": "extractive", "fallback_reason": None})
         return self.generator.refine(question, extractive)
 
     def ask_stream(self, question: str, district: str | None = None) -> Iterator[str | Answer]:
@@ -88,10 +88,10 @@ class Pipeline:
         the deltas when the LLM answer was rejected and the extractive one replaces it)."""
         extractive = self.ask_extractive(question, district)
         if self.generator is None or extractive.abstained:
-            final = (
-                self.ask(question, district)
+            final = (  # refine() passes an abstention through without calling the LLM
+                self.generator.refine(question, extractive)
                 if self.generator
-                else replace(extractive, extra={**extractive.extra, "mode": "extractive"})
+                else replace(extractive, extra={**extractive.extra, "mode": "extractive", "fallback_reason": None})
             )
             for i in range(0, len(final.answer), 8):
                 yield final.answer[i : i + 8]
