@@ -58,6 +58,8 @@ class Pipeline:
         self.index = index
         self.retriever = HybridRetriever(index, self.settings)
         self.idf = bm25_idf(index.bm25)
+        # Load jieba's dictionary now, not inside the first user's request.
+        detect_scope("预热", index.districts)
         self._all_names = tuple(
             sorted(set(index.districts) | {d[:-1] for d in index.districts if len(d) > 2}, key=len, reverse=True)
         )

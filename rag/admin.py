@@ -1,0 +1,339 @@
+"""Knowledge-base administration: uploads, deletes and re-indexing as background jobs.
+
+Jobs run one at a time on a single worker thread, off the request path. `ingest` builds the next
+index generation aside and swaps it in, so questions keep being answered from the old index until
+the swap; the worker then calls `reload_if_changed()` so this process serves the new one.
+"""
+
+from __future__ import annotations
+
+import hmac
+import itertools
+import logging
+import os
+import re
+import threading
+import time
+import unicodedata
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from .embed import Embedder, make_embedder
+from .errors import IndexMissingError, InputError, RagError, UserError
+from .ingest import IngestReport, ingest
+from .load import SUPPORTED
+from .pipeline import Pipeline
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_NAME_CHARS = 120
+# Letters/digits of any script (Chinese included), spaces and a few safe punctuation marks.
+_NAME_OK = re.compile(r"^[\w\u3000-\u303f\uff08\uff09\u300a\u300b\u00b7 .()\-+，、]+$")
+_CHUNK = 1 << 20
+
+
+class AdminDisabledError(UserError):
+    """No admin password configured."""
+
+
+class AdminAuthError(UserError):
+    """Wrong or missing admin password."""
+
+
+class BusyError(UserError):
+    """Too many jobs queued."""
+
+
+def safe_upload_name(name: str) -> str:
+    """The file name to store an upload under, or InputError: never a path, never hidden, known type."""
+    raw = unicodedata.normalize("NFC", name or "")
+    bad = (
+        not raw.strip()
+        or "/" in raw
+        or "\\" in raw
+        or "\x00" in raw
+        or raw.startswith((".", "~", "-"))
+        or ".." in raw
+        or any(unicodedata.category(ch).startswith("C") for ch in raw)
+        or len(raw) > MAX_NAME_CHARS
+        or not _NAME_OK.match(raw)
+    )
+    if bad:
+        raise InputError(
+            f"文件名不合法：{raw[:60]!r}。只能使用文字、数字、空格和 . - _ ( )，不能含路径 "
+            f"(invalid file name {raw[:60]!r}: use letters, digits, spaces and . - _ ( ) only, no paths)"
+        )
+    suffix = Path(raw).suffix.lower()
+    if suffix not in SUPPORTED:
+        raise InputError(
+            f"{raw}: 不支持的文件类型，支持 {'、'.join(SUPPORTED)} (unsupported file type; supported: {', '.join(SUPPORTED)})"
+        )
+    return raw
+
+
+@dataclass
+class Job:
+    id: int
+    kind: str  # upload | delete | reindex
+    label: str
+    state: str = "queued"  # queued | running | done | failed
+    phase: str = ""
+    done: int = 0
+    total: int = 0
+    message: str = ""
+    created: float = field(default_factory=time.time)
+    finished: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("queued", "running")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "active": self.active}
+
+
+class Admin:
+    """The knowledge-base operations behind the admin tab and the admin API."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pipeline_provider: Callable[[], Pipeline],
+        docs_dirs: Iterable[Path] | None = None,
+        max_queued: int = 20,
+    ) -> None:
+        self.settings = settings
+        self.uploads = Path(settings.data_dir) / "uploads"
+        self.docs_dirs = list(docs_dirs) if docs_dirs is not None else [Path(settings.data_dir) / "docs"]
+        self._provider = pipeline_provider
+        self._fallback_embedder: Embedder | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-admin")
+        self._jobs: dict[int, Job] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._max_queued = max_queued
+
+    # -- access -----------------------------------------------------------------------------
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.settings.admin_password)
+
+    @property
+    def disabled_reason(self) -> str:
+        return "管理功能未启用：请设置环境变量 RAG_ADMIN_PASSWORD 后重启 (admin is disabled: set RAG_ADMIN_PASSWORD and restart)"
+
+    def check_password(self, password: str | None) -> None:
+        if not self.settings.admin_password:
+            raise AdminDisabledError(self.disabled_reason)
+        given = (password or "").encode("utf-8")
+        if not hmac.compare_digest(given, self.settings.admin_password.encode("utf-8")):
+            raise AdminAuthError("管理密码错误 (wrong admin password)")
+
+    # -- documents --------------------------------------------------------------------------
+
+    def documents(self) -> list[dict[str, Any]]:
+        """Indexed documents for display: no server paths, plus whether it came from an upload."""
+        try:
+            docs = self._provider().documents()
+        except IndexMissingError:
+            return []
+        out = []
+        for d in sorted(docs, key=lambda d: (d.get("district") or "", d.get("title") or "")):
+            out.append(
+                {
+                    "doc_id": d.get("doc_id", ""),
+                    "title": d.get("title", ""),
+                    "district": d.get("district") or None,
+                    "chunks": d.get("chunks", 0),
+                    "source": d.get("source", ""),
+                    "ingested_at": d.get("ingested_at", ""),
+                    "kind": d.get("kind", ""),
+                    "doc_number": d.get("doc_number") or None,
+                    "uploaded": self._is_upload(d.get("path", "")),
+                }
+            )
+        return out
+
+    def _is_upload(self, path: str) -> bool:
+        return bool(path) and Path(path).resolve().parent == self.uploads.resolve()
+
+    def save_upload(self, name: str, data: bytes | BinaryIO) -> Path:
+        """Store an upload under data_dir/uploads (replacing one of the same name); checks name and size."""
+        safe = safe_upload_name(name)
+        limit = self.settings.max_upload_mb * 1024 * 1024
+        self.uploads.mkdir(parents=True, exist_ok=True)
+        target = self.uploads / safe
+        # Defence in depth: the resolved target must sit directly in the uploads folder.
+        if target.resolve().parent != self.uploads.resolve():
+            raise InputError(f"文件名不合法 (invalid file name {name!r})")
+        tmp = self.uploads / f".upload-{os.getpid()}-{time.monotonic_ns()}"
+        size = 0
+        try:
+            with open(tmp, "wb") as f:
+                for chunk in _chunks(data):
+                    size += len(chunk)
+                    if size > limit:
+                        raise InputError(
+                            f"{safe}: 文件过大，上限 {self.settings.max_upload_mb} MB "
+                            f"(file too large: the limit is {self.settings.max_upload_mb} MB)"
+                        )
+                    f.write(chunk)
+            if size == 0:
+                raise InputError(f"{safe}: 文件为空 (empty file)")
+            tmp.replace(target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return target
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def submit_ingest(self, paths: list[Path], label: str = "") -> Job:
+        """Index uploaded files; a file that fails to load is removed again so re-index stays clean."""
+        return self._submit(
+            "upload", label or "、".join(p.name for p in paths), lambda job: self._run_ingest(job, paths)
+        )
+
+    def submit_delete(self, doc_id: str) -> Job:
+        doc = next((d for d in self._raw_documents() if d.get("doc_id") == doc_id), None)
+        if doc is None:
+            raise InputError(f"没有这份文件：{doc_id} (no indexed document with id {doc_id!r})")
+        return self._submit("delete", doc.get("title") or doc_id, lambda job: self._run_delete(job, doc))
+
+    def submit_reindex(self) -> Job:
+        return self._submit("reindex", "重新索引", self._run_reindex)
+
+    def job(self, job_id: int) -> Job | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def jobs(self, limit: int = 10) -> list[Job]:
+        with self._lock:
+            return sorted(self._jobs.values(), key=lambda j: j.id, reverse=True)[:limit]
+
+    def busy(self) -> bool:
+        with self._lock:
+            return any(j.active for j in self._jobs.values())
+
+    def wait(self, job_id: int, timeout: float = 300.0) -> Job:
+        """Block until a job finishes (tests, scripts)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.job(job_id)
+            if job is None or not job.active or time.monotonic() > deadline:
+                if job is None:
+                    raise InputError(f"没有这个任务 (no job {job_id})")
+                return job
+            time.sleep(0.1)
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _submit(self, kind: str, label: str, work: Callable[[Job], str]) -> Job:
+        with self._lock:
+            if sum(1 for j in self._jobs.values() if j.active) >= self._max_queued:
+                raise BusyError("排队任务过多，请稍后再试 (too many queued jobs; try again later)")
+            job = Job(next(self._ids), kind, label)
+            self._jobs[job.id] = job
+            for old in sorted(self._jobs)[:-50]:  # keep the recent history only
+                if not self._jobs[old].active:
+                    del self._jobs[old]
+        self._executor.submit(self._run, job, work)
+        return job
+
+    def _run(self, job: Job, work: Callable[[Job], str]) -> None:
+        job.state, job.phase = "running", "准备中"
+        try:
+            job.message = work(job)
+            job.state = "done"
+        except RagError as e:
+            job.state, job.message = "failed", str(e)
+        except Exception as e:
+            log.exception("admin job %s failed", job.id)
+            job.state, job.message = "failed", f"内部错误 (internal error: {type(e).__name__}: {e})"
+        finally:
+            job.finished = time.time()
+
+    def _raw_documents(self) -> list[dict[str, Any]]:
+        try:
+            return self._provider().documents()
+        except IndexMissingError:
+            return []
+
+    def _embedder(self) -> Embedder:
+        try:
+            return self._provider().embedder
+        except IndexMissingError:  # first ingest into an empty knowledge base
+            if self._fallback_embedder is None:
+                self._fallback_embedder = make_embedder(self.settings)
+            return self._fallback_embedder
+
+    def _ingest(self, job: Job, paths: list[Path], prune: bool = False, remove: tuple[str, ...] = ()) -> IngestReport:
+        def progress(total: int, desc: str) -> Callable[[int], None]:
+            job.phase, job.done, job.total = "向量化 embedding" if desc == "embedding" else desc, 0, total
+
+            def tick(n: int) -> None:
+                job.done = min(job.total, job.done + n)
+
+            return tick
+
+        job.phase = "读取文件 loading"
+        report = ingest(paths, self.settings, self._embedder(), prune=prune, remove_doc_ids=remove, progress=progress)
+        job.phase = "载入新索引 reloading"
+        try:
+            self._provider().reload_if_changed()
+        except IndexMissingError:
+            pass
+        job.phase = "完成"
+        return report
+
+    def _run_ingest(self, job: Job, paths: list[Path]) -> str:
+        report = self._ingest(job, paths)
+        for name, _reason in report.failed:
+            bad = self.uploads / name
+            if self._is_upload(str(bad)):
+                bad.unlink(missing_ok=True)
+        if report.failed and not (report.added or report.replaced or report.unchanged):
+            raise InputError("；".join(reason for _, reason in report.failed))
+        return summarize(report)
+
+    def _run_delete(self, job: Job, doc: dict[str, Any]) -> str:
+        report = self._ingest(job, [], remove=(doc["doc_id"],))
+        path = doc.get("path", "")
+        if self._is_upload(path):
+            Path(path).unlink(missing_ok=True)
+            return summarize(report)
+        return (
+            summarize(report)
+            + "（原文件不在上传目录，重新索引会再次收录 / the file is outside uploads: re-index adds it again）"
+        )
+
+    def _run_reindex(self, job: Job) -> str:
+        folders = [d for d in [*self.docs_dirs, self.uploads] if d.is_dir()]
+        # Files indexed from elsewhere (e.g. `rag ingest some/dir`) are re-read too, if still there.
+        known = [Path(d["path"]) for d in self._raw_documents() if d.get("path") and Path(d["path"]).is_file()]
+        return summarize(self._ingest(job, folders + known, prune=True))
+
+
+def _chunks(data: bytes | BinaryIO) -> Iterable[bytes]:
+    if isinstance(data, bytes | bytearray):
+        yield bytes(data)
+        return
+    while chunk := data.read(_CHUNK):
+        yield chunk
+
+
+def summarize(r: IngestReport) -> str:
+    """A one-line bilingual summary of an ingest."""
+    line = (
+        f"新增 {len(r.added)}，更新 {len(r.replaced)}，未变 {len(r.unchanged)}，删除 {len(r.removed)}，失败 {len(r.failed)}；"
+        f"索引共 {r.chunks} 段，用时 {r.seconds:.1f} 秒 (added {len(r.added)}, replaced {len(r.replaced)}, "
+        f"unchanged {len(r.unchanged)}, removed {len(r.removed)}, failed {len(r.failed)}; {r.chunks} chunks)"
+    )
+    if r.failed:
+        line += " " + "；".join(reason for _, reason in r.failed)
+    return line

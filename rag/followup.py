@@ -1,0 +1,138 @@
+"""Rule-based follow-up rewriting: a conversation keeps its district scope, no LLM involved.
+
+After "金山区的行政复议体制改革什么时候完成？":
+    "那静安区呢？"          → "静安区的行政复议体制改革什么时候完成？", 静安区   (switch district)
+    "它的考核要求是什么"    → "金山区的考核要求是什么", 金山区                (stay in scope)
+    "那浦东新区呢？"        → "浦东新区的行政复议体制改革什么时候完成？", None  (the pipeline refuses)
+
+History turns are plain previous user questions, or dicts with "question" (or "content") and,
+when the caller already resolved them, "rewritten" and "district".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .scope import detect_scope
+
+# Words that carry no content in an elliptical follow-up such as "那么静安区的情况呢？".
+_FILLER = re.compile(
+    r"那么|那|请问|和|与|及|跟|同样|一样|对于|关于|换成|改成|如果是|如果|情况|方面|怎么样|怎样|如何|又|也|还|呢|吗|的|是|"
+    r"[\s，,。.？?！!、：:；;“”\"'（）()]"
+)
+# A leading pronoun that points back to the conversation's district or plan.
+_PRONOUN = re.compile(
+    r"^(?:那么|那)?(?:它们的|它的|该区的|这个区的|该规划的|这个规划的|该文件的|本规划的|该区|这个区|该规划|这个规划|其|它)"
+)
+_LEADING_THAT = re.compile(r"^(?:那么|那)")
+_SWITCH_MAX_CHARS = 6  # "徐汇呢"-style unknown names are short; longer remainders are real questions
+
+
+@dataclass(frozen=True)
+class Turn:
+    question: str  # the standalone form
+    districts: tuple[str, ...]  # the scope it was answered in (known or unknown names)
+
+
+def _stem(name: str) -> str:
+    for suffix in ("新区", "区", "县", "市"):
+        if name.endswith(suffix) and len(name) - len(suffix) >= 2:
+            return name[: -len(suffix)]
+    return name
+
+
+def _strip_names(text: str, names: Sequence[str]) -> str:
+    for n in sorted(names, key=len, reverse=True):
+        text = text.replace(n, "")
+        if _stem(n) != n:
+            text = text.replace(_stem(n), "")
+    return text
+
+
+def _substitute(question: str, old: Sequence[str], new: str) -> str:
+    """The previous question with its district(s) replaced by `new` (prefixed when it named none)."""
+    for n in sorted(old, key=len, reverse=True):
+        for form in (n, _stem(n)):
+            if form and form in question:
+                return question.replace(form, new, 1)
+    return f"{new}的{question}" if question else new
+
+
+def _as_turn(item: str | Mapping[str, Any]) -> tuple[str, str | None, str | None]:
+    """(raw question, rewritten question or None, resolved district or None) from a history item."""
+    if isinstance(item, str):
+        return item, None, None
+    raw = str(item.get("question") or item.get("content") or "")
+    rewritten = item.get("rewritten") or item.get("rewritten_question")
+    district = item.get("district")
+    return raw, (str(rewritten) if rewritten else None), (str(district) if district else None)
+
+
+def _step(question: str, prev: Turn | None, districts: Sequence[str], default: str | None) -> Turn:
+    q = question.strip()
+    scope = detect_scope(q, list(districts))
+    named = scope.districts + scope.unknown
+    rest = _FILLER.sub("", _strip_names(q, named))
+    if named:
+        if prev is not None and not rest:  # "那静安区呢？": the previous question, other district
+            return Turn(_substitute(prev.question, prev.districts, "和".join(named)), named)
+        return Turn(q, named)
+    if (
+        prev is not None
+        and q.rstrip("？?").endswith("呢")
+        and 0 < len(rest) <= _SWITCH_MAX_CHARS
+        and _looks_like_place(rest)
+    ):
+        # "徐汇呢": a short place name without 区 that scope detection cannot place; swap it in
+        # and let the pipeline judge the scope.
+        return Turn(_substitute(prev.question, prev.districts, rest), (rest,))
+    inherited = (default,) if default else (prev.districts if prev is not None else ())
+    if not inherited:
+        return Turn(q, ())
+    label = "和".join(inherited)
+    m = _PRONOUN.match(q)
+    if m:
+        glue = "的" if m.group(0).endswith("的") or m.group(0) == "其" else ""
+        return Turn(label + glue + q[m.end() :], inherited)
+    return Turn(label + _LEADING_THAT.sub("", q), inherited)
+
+
+def _looks_like_place(word: str) -> bool:
+    """A bare short noun that jieba tags as a place name (e.g. 徐汇, 浦东)."""
+    import jieba.posseg as pseg
+
+    tags = pseg.lcut(word)
+    return len(tags) == 1 and tags[0].flag in ("ns", "nr", "nz")
+
+
+def rewrite(
+    question: str,
+    history: Sequence[str | Mapping[str, Any]],
+    districts: Sequence[str],
+    default: str | None = None,
+) -> tuple[str, str | None]:
+    """The standalone question and the district to restrict retrieval to (None: no restriction).
+
+    `districts` are those the index holds. `default` is a scope the user picked explicitly (the UI's
+    selector); it beats the conversation's scope but not a district named in the question itself.
+    """
+    prev: Turn | None = None
+    for item in history:
+        if not isinstance(item, str) and item.get("role", "user") != "user":
+            continue  # chat-style history: only the user's turns carry questions
+        raw, rewritten, district = _as_turn(item)
+        if not raw.strip() and not rewritten:
+            continue
+        turn = _step(raw, prev, districts, None)
+        if rewritten:
+            turn = Turn(rewritten, turn.districts)
+        if district:
+            turn = Turn(turn.question, (district,))
+        prev = turn
+    turn = _step(question, prev, districts, default if default in districts else None)
+    known = [d for d in turn.districts if d in districts]
+    district = known[0] if len(known) == 1 and len(turn.districts) == 1 else None
+    return turn.question, district
