@@ -10,11 +10,17 @@
 
 A reader resolves `current` once and keeps using that generation; an ingest builds the next
 generation aside and swaps the link, so a failure or a kill never harms the readable index.
+
+Server mode (settings.chroma_url): each generation's vectors are a server collection named in
+its manifest (`zhengce-<gen>`); chunks.jsonl and bm25/ stay in the generation dir, so every app
+process that shares the index dir and the server sees the same generation. Collections of
+removed generations are dropped with them.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
@@ -27,12 +33,13 @@ import numpy as np
 from .embed import Embedder
 from .errors import IndexMissingError, StoreError
 from .settings import Settings
-from .store import BM25Store, CachedEmbedder, ChromaStore
+from .store import COLLECTION, BM25Store, CachedEmbedder, ChromaStore
 from .tokenize import get_tokenizer
 from .types import Chunk
 
 MANIFEST = "manifest.json"
 CURRENT = "current"
+log = logging.getLogger(__name__)
 
 
 def chroma_client(settings: Settings, path: Path | None) -> Any:
@@ -51,8 +58,43 @@ def chroma_client(settings: Settings, path: Path | None) -> Any:
             )
         assert path is not None
         return chromadb.PersistentClient(path=str(path), settings=cs)
-    except Exception as e:  # noqa: BLE001
-        raise StoreError(f"无法连接向量库 (cannot open Chroma: {e})") from e
+    except Exception as e:
+        where = settings.chroma_url or str(path)
+        raise StoreError(f"无法连接向量库 {where} (cannot open Chroma at {where}: {e})") from e
+
+
+def close_client(client: Any) -> None:
+    """Release a client's Chroma system: an embedded one holds its HNSW index in memory until
+    closed, and a long-running app ingests (and so opens) a new generation per upload."""
+    try:
+        client.close()
+    except Exception:  # noqa: BLE001 - releasing is best effort
+        pass
+
+
+def collection_name(settings: Settings, gen: Path) -> str:
+    return f"zhengce-{gen.name}" if settings.chroma_url else COLLECTION
+
+
+def drop_collections(settings: Settings, names: list[str]) -> None:
+    """Delete server collections, best effort (no-op in embedded mode, where they live in the
+    gen dir): cleanup must neither fail an ingest that succeeded nor mask why one failed."""
+    if not settings.chroma_url or not names:
+        return
+    try:
+        client = chroma_client(settings, None)
+    except StoreError as e:
+        log.warning("could not delete Chroma collections %s: %s", names, e)
+        return
+    try:
+        existing = {c if isinstance(c, str) else c.name for c in client.list_collections()}
+        for name in names:
+            if name in existing:
+                client.delete_collection(name)
+    except Exception as e:  # noqa: BLE001 - see docstring
+        log.warning("could not delete Chroma collections %s: %s", names, e)
+    finally:
+        close_client(client)
 
 
 def current_generation(root: Path) -> Path | None:
@@ -69,16 +111,27 @@ def swap_current(root: Path, gen: Path) -> None:
     os.replace(tmp, root / CURRENT)
 
 
-def cleanup_generations(root: Path, keep: int = 2) -> None:
+def cleanup_generations(root: Path, keep: int = 2, settings: Settings | None = None) -> None:
     """Remove old and half-built generations, keeping the current one and its predecessor
-    (an app process may still be reading it)."""
+    (an app process may still be reading it). With `settings` in server mode, their server
+    collections go too. Call it holding the ingest lock: a half-built generation is only
+    garbage when no ingest is building it."""
     cur = current_generation(root)
     gens = sorted(p for p in root.glob("gen-*") if p.is_dir())
     done = [g for g in gens if (g / MANIFEST).is_file()]
     keepers = {cur} | set(done[-keep:])
-    for g in gens:
-        if g not in keepers:
-            shutil.rmtree(g, ignore_errors=True)
+    doomed = [g for g in gens if g not in keepers]
+    if settings is not None and settings.chroma_url:
+        drop_collections(settings, [_collection_of(g, settings) for g in doomed])
+    for g in doomed:
+        shutil.rmtree(g, ignore_errors=True)
+
+
+def _collection_of(gen: Path, settings: Settings) -> str:
+    try:
+        return str(json.loads((gen / MANIFEST).read_text("utf-8"))["collection"])
+    except (OSError, ValueError, KeyError):
+        return collection_name(settings, gen)  # half-built: the name it was being built under
 
 
 @dataclass
@@ -94,6 +147,8 @@ class Index:
     embedder: Embedder
     row_of: dict[str, int] = field(default_factory=dict)
     district_masks: dict[str, np.ndarray] = field(default_factory=dict)
+    client: Any = None
+    _districts: list[str] | None = None
 
     @staticmethod
     def open(settings: Settings, embedder: Embedder) -> Index:
@@ -120,19 +175,58 @@ class Index:
             )
         tok = get_tokenizer(manifest.get("bm25_tokens", settings.bm25_tokens))
         bm25 = BM25Store.load(gen / "bm25", tok)
-        collection = manifest.get("collection", "zhengce-chunks")
+        if bm25.num_docs != len(chunks):
+            raise StoreError(f"索引已损坏 (index at {gen}: BM25 has {bm25.num_docs} rows, chunks.jsonl {len(chunks)})")
+        collection = manifest.get("collection", COLLECTION)
+        built_for = manifest.get("chroma_url")
+        if built_for and not settings.chroma_url:
+            raise StoreError(
+                f"该索引的向量存放在 Chroma 服务器 {built_for}，请设置 RAG_CHROMA_URL "
+                f"(this index keeps its vectors on the Chroma server {built_for}: set RAG_CHROMA_URL)"
+            )
+        if not settings.chroma_url and not (gen / "chroma").is_dir():
+            raise StoreError(
+                f"索引已损坏 (index at {gen} has no chroma/ folder: re-run `rag ingest` into a new --index)"
+            )
         client = chroma_client(settings, gen / "chroma")
-        vectors = ChromaStore(client, embedder, collection)
-        idx = Index(root=gen.parent, gen=gen, manifest=manifest, chunks=chunks, bm25=bm25, vectors=vectors, embedder=embedder)
+        try:
+            vectors = ChromaStore(client, embedder, collection, create=False)
+            n = vectors.count()
+        except Exception as e:
+            close_client(client)
+            if isinstance(e, StoreError):
+                raise
+            raise StoreError(f"无法读取向量库 (cannot read Chroma collection {collection!r}: {e})") from e
+        if n != len(chunks):
+            close_client(client)
+            raise StoreError(
+                f"向量库集合 {collection} 与索引不一致（{n} 条向量，应为 {len(chunks)} 条），请重新运行 rag ingest "
+                f"(Chroma collection {collection!r} holds {n} vectors but generation {gen.name} has "
+                f"{len(chunks)} chunks: it was changed outside `rag ingest`; re-run `rag ingest`)"
+            )
+        idx = Index(
+            root=gen.parent, gen=gen, manifest=manifest, chunks=chunks, bm25=bm25, vectors=vectors, embedder=embedder
+        )
+        idx.client = client
         idx.row_of = {c.id: i for i, c in enumerate(chunks)}
+        by_row = np.array([c.district or "" for c in chunks], dtype=object)
         for d in idx.districts:
-            idx.district_masks[d] = np.array([c.district == d for c in chunks], dtype=np.float32)
+            idx.district_masks[d] = (by_row == d).astype(np.float32)
         return idx
+
+    def close(self) -> None:
+        """Release the Chroma client (the index must not be searched afterwards)."""
+        if self.client is not None:
+            close_client(self.client)
+            self.client = None
 
     @property
     def districts(self) -> list[str]:
-        """Districts present in the index, from document metadata (never from code)."""
-        return sorted({c.district for c in self.chunks if c.district})
+        """Districts present in the index, from document metadata (never from code). Computed
+        once: the pipeline asks on every question, and a scan is ~5 ms at 100k chunks."""
+        if self._districts is None:
+            self._districts = sorted({c.district for c in self.chunks if c.district})
+        return list(self._districts)
 
     @property
     def documents(self) -> list[dict[str, Any]]:

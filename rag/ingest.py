@@ -9,25 +9,40 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .chunk import chunk_document
 from .embed import Embedder
-from .errors import InputError, RagError
-from .index import CURRENT, MANIFEST, chroma_client, cleanup_generations, current_generation, embedding_cache, swap_current
+from .errors import InputError, RagError, StoreError
+from .index import (
+    CURRENT,
+    MANIFEST,
+    chroma_client,
+    cleanup_generations,
+    close_client,
+    collection_name,
+    current_generation,
+    drop_collections,
+    embedding_cache,
+    swap_current,
+)
 from .load import find_files, load_document
 from .settings import Settings
-from .store import BM25Store, ChromaStore
+from .store import COLLECTION, BM25Store, ChromaStore
 from .tokenize import get_tokenizer
 from .types import Chunk, Document
 
+log = logging.getLogger(__name__)
 ProgressFactory = Callable[[int, str], Callable[[int], None]]
 
 
@@ -66,7 +81,7 @@ def _doc_entry(doc: Document, path: Path, n_chunks: int) -> dict[str, Any]:
         **doc.meta(),
         "path": str(path.resolve()),
         "chunks": n_chunks,
-        "ingested_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "ingested_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -94,7 +109,9 @@ def _plan(
             report.unchanged.append(path.name)
         elif doc.id in old_docs:
             report.unchanged.append(path.name)
-            report.warnings.append(f"{path.name}: 与已收录的 {old_docs[doc.id]['source']} 内容相同，跳过 (same content as {old_docs[doc.id]['source']}; skipped)")
+            report.warnings.append(
+                f"{path.name}: 与已收录的 {old_docs[doc.id]['source']} 内容相同，跳过 (same content as {old_docs[doc.id]['source']}; skipped)"
+            )
         else:
             if prev:
                 to_remove.add(prev["doc_id"])
@@ -123,7 +140,9 @@ def ingest(
     t0 = time.perf_counter()
     report = IngestReport()
     root = Path(settings.index_dir)
-    files, report.warnings = find_files([Path(p) for p in paths])
+    # A path that was named but is not there is a failure (exit status 1), not a skip.
+    report.failed = [(str(p), f"{p}: 文件不存在 (not found)") for p in map(Path, paths) if not p.exists()]
+    files, report.warnings = find_files([Path(p) for p in paths if Path(p).exists()])
     loaded: list[tuple[Path, Document]] = []
     for f in files:
         try:
@@ -141,20 +160,31 @@ def ingest(
             if doc_id in old_docs and doc_id not in to_remove:
                 to_remove.add(doc_id)
                 report.removed.append(old_docs[doc_id]["source"])
-        if cur is not None and not to_add and not to_remove:
+        if cur is None and not to_add:
+            report.seconds = time.perf_counter() - t0
+            return report  # nothing to index yet: no empty generation
+        if (
+            cur is not None
+            and not to_add
+            and not to_remove
+            and _vectors_intact(settings, manifest, len(old_chunks), report)
+        ):
             report.chunks = len(old_chunks)
             report.generation = cur.name
             report.seconds = time.perf_counter() - t0
             return report
-        gen = root / f"gen-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%f')}"
+        gen = root / f"gen-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}"
         try:
             report.generation = gen.name
             _build_generation(gen, cur, settings, embedder, manifest, old_chunks, to_add, to_remove, report, progress)
             swap_current(root, gen)
         except BaseException:
+            # The current generation was never touched; drop the half-built one (and, in server
+            # mode, its collection). A kill skips this: the next ingest's cleanup removes it.
+            drop_collections(settings, [collection_name(settings, gen)])
             shutil.rmtree(gen, ignore_errors=True)
             raise
-        cleanup_generations(root)
+        cleanup_generations(root, settings=settings)
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -172,7 +202,9 @@ def _build_generation(
     progress: ProgressFactory | None,
 ) -> None:
     gen.mkdir(parents=True)
-    if cur is not None and (cur / "chroma").is_dir() and not settings.chroma_url:
+    server = bool(settings.chroma_url)
+    if cur is not None and (cur / "chroma").is_dir() and not server:
+        # Embedded mode: start from a copy of the current store (no re-indexing of kept vectors).
         shutil.copytree(cur / "chroma", gen / "chroma")
     new_chunks: list[Chunk] = []
     docs: dict[str, Any] = {k: v for k, v in manifest.get("documents", {}).items() if k not in to_remove}
@@ -182,24 +214,35 @@ def _build_generation(
             raise RagError(f"{path.name}: 没有可索引的正文 (no indexable text)")
         new_chunks.extend(chunks)
         docs[doc.id] = _doc_entry(doc, path, len(chunks))
+    kept = [c for c in old_chunks if c.doc_id not in to_remove]
+    all_chunks = kept + new_chunks
+    if not all_chunks:
+        raise InputError("索引不能为空：至少保留一份文件 (an index needs at least one document; nothing would be left)")
+    collection = collection_name(settings, gen)
     cached = embedding_cache(settings, embedder)
+    client = chroma_client(settings, gen / "chroma")
     try:
-        collection = f"zhengce-{gen.name}" if settings.chroma_url else "zhengce-chunks"
-        store = ChromaStore(chroma_client(settings, gen / "chroma"), cached, collection)
-        kept = [c for c in old_chunks if c.doc_id not in to_remove]
-        if settings.chroma_url:
-            to_embed = kept + new_chunks  # a fresh server collection per generation; vectors come from the cache
+        store = ChromaStore(client, cached, collection)
+        if server:
+            # A fresh server collection per generation: readers of the current one are untouched.
+            # Kept vectors are copied from the current collection, so they are never re-embedded.
+            old = _old_vectors(client, cached, manifest, kept) if cur is not None else {}
+            carried = [c for c in kept if c.id in old]
+            if carried:
+                store.add_vectors(carried, np.stack([old[c.id] for c in carried]))
+            to_embed = [c for c in kept if c.id not in old] + new_chunks
         else:
             store.delete_docs(sorted(to_remove))
             to_embed = new_chunks
         tick = progress(len(to_embed), "embedding") if progress and to_embed else None
         store.add(to_embed, progress=tick)
+        if store.count() != len(all_chunks):
+            raise StoreError(f"向量库条数不符 (Chroma holds {store.count()} vectors, expected {len(all_chunks)})")
     finally:
         cached.close()
-    all_chunks = kept + new_chunks
+        close_client(client)
     with open(gen / "chunks.jsonl", "w", encoding="utf-8") as f:
-        for c in all_chunks:
-            f.write(json.dumps(c.to_json(), ensure_ascii=False) + "\n")
+        f.writelines(json.dumps(c.to_json(), ensure_ascii=False) + "\n" for c in all_chunks)
     BM25Store.build([c.embed_text for c in all_chunks], get_tokenizer(settings.bm25_tokens)).save(gen / "bm25")
     new_manifest = {
         "version": 1,
@@ -208,7 +251,8 @@ def _build_generation(
         "bm25_tokens": settings.bm25_tokens,
         "chunk_max_chars": settings.chunk_max_chars,
         "collection": collection,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "chroma_url": settings.chroma_url,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "documents": docs,
     }
     # The manifest is written last: a generation without one is incomplete by definition.
@@ -218,4 +262,36 @@ def _build_generation(
     report.new_chunks = len(new_chunks)
 
 
-__all__ = ["ingest", "IngestReport", "CURRENT"]
+def _vectors_intact(settings: Settings, manifest: dict[str, Any], n: int, report: IngestReport) -> bool:
+    """In server mode, whether the current generation's collection still holds its n vectors;
+    if not (the server lost or changed it) the ingest rebuilds it instead of skipping."""
+    if not settings.chroma_url:
+        return True
+    name = manifest.get("collection", COLLECTION)
+    client = chroma_client(settings, None)
+    try:
+        count = int(client.get_collection(name).count())
+    except Exception:  # noqa: BLE001 - missing collection (NotFoundError and friends)
+        count = -1
+    finally:
+        close_client(client)
+    if count == n:
+        return True
+    report.warnings.append(
+        f"Chroma 集合 {name} 缺失或不完整，重建 (collection {name} is missing or changed; rebuilding it)"
+    )
+    return False
+
+
+def _old_vectors(client: Any, embedder: Embedder, manifest: dict[str, Any], kept: list[Chunk]) -> dict[str, np.ndarray]:
+    """Vectors of kept chunks from the current generation's server collection ({} if it is gone:
+    they are then re-embedded, from the embedding cache when it has them)."""
+    try:
+        old = ChromaStore(client, embedder, manifest.get("collection", COLLECTION), create=False)
+        return old.vectors([c.id for c in kept])
+    except Exception as e:  # noqa: BLE001 - a lost collection is recoverable by re-embedding
+        log.info("cannot copy vectors from %s (%s); re-embedding", manifest.get("collection"), e)
+        return {}
+
+
+__all__ = ["CURRENT", "IngestReport", "ingest"]

@@ -1,0 +1,186 @@
+"""Server mode against a real `chroma run`: two app processes on one index dir and one server,
+a server restart, generation cleanup on the server, and clear errors when the server's
+collection is gone or the server is down."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from rag.embed import Embedder
+from rag.errors import StoreError
+from rag.index import Index, chroma_client, close_client, current_generation
+from rag.ingest import ingest
+from rag.pipeline import Pipeline
+from rag.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "data" / "docs"
+CHROMA = Path(sys.executable).parent / "chroma"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMA.exists() and not shutil.which("chroma"), reason="the `chroma` CLI is not installed"),
+]
+
+
+class Server:
+    """A `chroma run` process on a free local port, persisting to `path`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = path.parent / "chroma-server.log"
+
+    def start(self) -> None:
+        exe = str(CHROMA) if CHROMA.exists() else str(shutil.which("chroma"))
+        cmd = [exe, "run", "--path", str(self.path), "--host", "127.0.0.1", "--port", str(self.port)]
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"chroma run exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/v2/heartbeat", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        pytest.fail("chroma run did not answer its heartbeat within 60 s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc = None
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = Server(tmp_path_factory.mktemp("chroma-server") / "data")
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def served(
+    server: Server, plans_settings: Settings, embedder: Embedder, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    """The two plans indexed in server mode; vectors come from the session index's cache."""
+    index = tmp_path_factory.mktemp("served-index")
+    shutil.copy(Path(plans_settings.index_dir) / "embcache.sqlite", index / "embcache.sqlite")
+    settings = Settings(index_dir=index, chroma_url=server.url)
+    docs = tmp_path_factory.mktemp("served-docs")
+    for f in DOCS.iterdir():
+        shutil.copy(f, docs / f.name)
+    rep = ingest([docs], replace(settings, extra={"docs": docs}), embedder)
+    assert rep.ok and len(rep.added) == 2
+    return replace(settings, extra={"docs": docs})
+
+
+def server_collections(settings: Settings) -> set[str]:
+    client = chroma_client(settings, None)
+    try:
+        return {c if isinstance(c, str) else c.name for c in client.list_collections()}
+    finally:
+        close_client(client)
+
+
+def ask_in_subprocess(settings: Settings, question: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env["RAG_CHROMA_URL"] = str(settings.chroma_url)
+    cmd = [sys.executable, "-m", "rag.cli", "ask", "--json", question, "--index", str(settings.index_dir)]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def answer_of(proc: subprocess.Popen[str]) -> dict:  # type: ignore[type-arg]
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err[-2000:]
+    return json.loads(out)
+
+
+JINSHAN = ("金山区的行政复议体制改革要在什么时候完成？", "2022年前")
+JINGAN = ("静安区行政复议体制改革什么时候完成", "2022年底前")
+
+
+def test_generation_collection_is_on_the_server(served: Settings) -> None:
+    gen = current_generation(Path(served.index_dir))
+    assert gen is not None
+    manifest = json.loads((gen / "manifest.json").read_text("utf-8"))
+    assert manifest["collection"] == f"zhengce-{gen.name}" and manifest["chroma_url"] == served.chroma_url
+    assert not (gen / "chroma").exists()  # vectors live on the server only
+    assert manifest["collection"] in server_collections(served)
+
+
+def test_two_app_processes_share_index_and_server(served: Settings) -> None:
+    procs = [ask_in_subprocess(served, q) for q, _ in (JINSHAN, JINGAN)]
+    for proc, (_, key) in zip(procs, (JINSHAN, JINGAN), strict=True):
+        ans = answer_of(proc)
+        assert not ans["abstained"] and key in ans["answer"], ans["answer"]
+
+
+def test_survives_a_server_restart(served: Settings, server: Server, embedder: Embedder) -> None:
+    pipe = Pipeline(served, embedder)
+    try:
+        assert JINSHAN[1] in pipe.ask(JINSHAN[0]).answer
+        server.stop()
+        with pytest.raises(StoreError):
+            pipe.ask(JINGAN[0])  # down: a StoreError, not a hang or a wrong answer
+        with pytest.raises(StoreError, match="cannot open Chroma"):
+            Index.open(served, embedder)
+        server.start()
+        assert JINGAN[1] in pipe.ask(JINGAN[0]).answer  # the same process reconnects
+    finally:
+        pipe.index.close()
+    ans = answer_of(ask_in_subprocess(served, JINSHAN[0]))
+    assert JINSHAN[1] in ans["answer"]
+
+
+def test_reingest_cleans_old_collections_and_repairs_a_lost_one(served: Settings, embedder: Embedder) -> None:
+    docs: Path = served.extra["docs"]
+    target = docs / "jinshan_law_based_government_plan_2021-2025.txt"
+    names = []
+    for year in (2026, 2027):
+        with open(target, "a", encoding="utf-8") as f:
+            f.write(f"\n附：{year}年底前完成规划实施情况终期评估并向社会公开。\n")
+        rep = ingest([docs], served, embedder)
+        assert rep.ok and rep.replaced == [target.name]
+        names.append(f"zhengce-{rep.generation}")
+    on_server = server_collections(served)
+    gens = sorted(p.name for p in Path(served.index_dir).glob("gen-*"))
+    assert len(gens) == 2 and {f"zhengce-{g}" for g in gens} <= on_server
+    assert not {n for n in on_server if n.startswith("zhengce-gen-")} - {f"zhengce-{g}" for g in gens}
+
+    client = chroma_client(served, None)  # someone wipes the current collection
+    client.delete_collection(names[-1])
+    close_client(client)
+    with pytest.raises(StoreError, match="no collection"):
+        Index.open(served, embedder)
+    rep = ingest([docs], served, embedder)  # nothing changed on disk, but the vectors are gone
+    assert rep.ok and rep.unchanged and any("rebuilding" in w for w in rep.warnings)
+    pipe = Pipeline(served, embedder)
+    try:
+        assert "2027年底前" in pipe.ask("金山区什么时候完成规划实施情况终期评估？").answer
+    finally:
+        pipe.index.close()
