@@ -287,11 +287,47 @@ class BM25Store:
 
     @staticmethod
     def build(texts: Sequence[str], tokenizer: Callable[[str], list[str]]) -> BM25Store:
+        """bm25s' BM25 (Lucene variant, k1=1.5, b=0.75) with its score matrix computed here in
+        numpy. bm25s' own `index` wants every document's token strings at once (≈ 45M str
+        objects, several GB, at 100k chunks) and scores them in Python loops; here each text
+        becomes an int32 array as it is tokenised and the matrix is built vectorised. The
+        saved files are bm25s' format (BM25.load reads them); scores are equal to bm25s'."""
         import bm25s
+        import scipy.sparse as sp
 
         logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets DEBUG on import
         r = bm25s.BM25()
-        r.index([tokenizer(t) or ["∅"] for t in texts], show_progress=False)
+        vocab: dict[str, int] = {}
+        n = len(texts)
+        lens = np.empty(n, dtype=np.float32)
+        nnz = np.zeros(n + 1, dtype=np.int64)
+        cols: list[np.ndarray] = []
+        tfs: list[np.ndarray] = []
+        for i, text in enumerate(texts):
+            ids = np.fromiter((vocab.setdefault(t, len(vocab)) for t in tokenizer(text) or ["∅"]), dtype=np.int32)
+            lens[i] = len(ids)
+            u, c = np.unique(ids, return_counts=True)
+            cols.append(u)
+            tfs.append(c.astype(np.float32))
+            nnz[i + 1] = len(u)
+        # Rows × tokens, CSR as built, then CSC (one column per token, rows sorted) in C.
+        tf = np.concatenate(tfs) if tfs else np.zeros(0, dtype=np.float32)
+        csr = sp.csr_matrix(
+            (tf, np.concatenate(cols) if cols else tf.astype(np.int32), np.cumsum(nnz)), shape=(n, len(vocab))
+        )
+        del cols, tfs, tf
+        # Lucene BM25: idf(t) · tf / (tf + k1·(1 − b + b·len/avglen)), computed in place in float32.
+        avg = float(lens.mean()) if n else 1.0
+        norm = (r.k1 * ((1 - r.b) + r.b * lens / avg)).astype(np.float32)
+        csr.data /= csr.data + np.repeat(norm, np.diff(csr.indptr))
+        csc = csr.tocsc()
+        del csr
+        df = np.diff(csc.indptr).astype(np.float64)
+        csc.data *= np.repeat(np.log(1.0 + (n - df + 0.5) / (df + 0.5)).astype(np.float32), np.diff(csc.indptr))
+        data, row, indptr = csc.data, csc.indices.astype(np.int32), csc.indptr.astype(np.int64)
+        r.scores = {"data": data, "indices": row, "indptr": indptr, "num_docs": n}
+        r.vocab_dict = vocab
+        r.nonoccurrence_array = None  # only BM25L/BM25+ have one
         return BM25Store(r, tokenizer)
 
     def save(self, path: Path) -> None:
