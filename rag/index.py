@@ -209,6 +209,11 @@ class Index:
         )
         idx.client = client
         idx.row_of = {c.id: i for i, c in enumerate(chunks)}
+        scope_ids: dict[str, list[str]] = {}
+        for c in chunks:
+            if c.district:
+                scope_ids.setdefault(c.district, []).append(c.id)
+        vectors.scope_ids = scope_ids
         by_row = np.array([c.district or "" for c in chunks], dtype=object)
         for d in idx.districts:
             idx.district_masks[d] = (by_row == d).astype(np.float32)

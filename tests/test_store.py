@@ -107,17 +107,21 @@ def test_dense_search_unfiltered_and_scoped(chroma: ChromaStore, embedder: Embed
     assert chroma.search(q, 3, ["浦东新区"]) == []
 
 
-def test_scoped_search_matches_chromas_filtered_search(
-    chroma: ChromaStore, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("path", ["overfetch", "chroma-where"])
+def test_scoped_search_paths_agree(
+    chroma: ChromaStore, embedder: Embedder, monkeypatch: pytest.MonkeyPatch, path: str
 ) -> None:
-    """The exact in-memory subset search ranks like Chroma's own `where` search."""
+    """A large scope (searched unfiltered for more neighbours, or, failing that, through
+    Chroma's `where`) ranks like the exact search over a small scope's cached vectors."""
     q = embedder.embed_query("数据共享")
     exact = chroma.search(q, 4, ["静安区", "金山区"])
-    monkeypatch.setattr(store_mod, "SUBSET_MAX_VECTORS", 0)  # too large to hold: Chroma filters
+    monkeypatch.setattr(store_mod, "SUBSET_MAX_VECTORS", 0)  # every scope is "large"
+    if path == "chroma-where":
+        monkeypatch.setattr(store_mod, "OVERFETCH_MAX", 1)  # too few neighbours: Chroma filters
     fresh = ChromaStore(chroma._client, embedder, chroma.name, create=False)
-    filtered = fresh.search(q, 4, ["静安区", "金山区"])
-    assert [i for i, _ in exact] == [i for i, _ in filtered]
-    np.testing.assert_allclose([s for _, s in exact], [s for _, s in filtered], atol=1e-4)
+    other = fresh.search(q, 4, ["静安区", "金山区"])
+    assert [i for i, _ in exact] == [i for i, _ in other]
+    np.testing.assert_allclose([s for _, s in exact], [s for _, s in other], atol=1e-4)
 
 
 def test_open_missing_collection_is_a_store_error(chroma: ChromaStore, embedder: Embedder) -> None:
