@@ -41,6 +41,7 @@ QA = ROOT / "eval" / "qa.jsonl"
 # Warm-up: one-time initialisations (jieba's dictionary, a district's vectors) are not "warm".
 WARMUP = ("法治政府建设的主要目标是什么？", "一网通办", "金山区和静安区的行政执法三项制度包括哪些？")
 SEPARATORS_MD = '["\\n\\n", "\\n", "。", "！", "？", "；", "，", " ", ""]'
+BUSY = 0.10  # share of the CPUs used by other processes above which a query phase is re-run
 FINDINGS = "<!-- findings: hand-written below this line, kept across runs -->"
 
 
@@ -56,6 +57,22 @@ def rss_mb() -> dict[str, float]:
         if key in ("VmRSS", "VmHWM"):
             out[key] = int(val.split()[0]) / 1024
     return {"rss_mb": out.get("VmRSS", 0.0), "peak_rss_mb": out.get("VmHWM", 0.0)}
+
+
+def _cpu_snapshot() -> tuple[float, float, float]:
+    """(machine busy CPU-seconds, this process' CPU-seconds, monotonic time)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    busy = sum(fields) - fields[3] - fields[4]  # all but idle and iowait
+    t = os.times()
+    return busy / os.sysconf("SC_CLK_TCK"), t.user + t.system, time.monotonic()
+
+
+def background_cpu(since: tuple[float, float, float]) -> float:
+    """Share of the machine's CPUs used by *other* processes since the snapshot (0..1): the
+    2 cores are shared, and a neighbour's burst inflates latencies."""
+    now = _cpu_snapshot()
+    other = (now[0] - since[0]) - (now[1] - since[1])
+    return max(0.0, other / ((now[2] - since[2]) * (os.cpu_count() or 1)))
 
 
 def du_mb(path: Path) -> float:
@@ -188,6 +205,7 @@ def work_query(system: str, size: str, profile: bool) -> dict[str, Any]:
         retrieve.append(a.timings_ms.get("retrieve", float("nan")))
         return a
 
+    snap = _cpu_snapshot()
     prof = None
     if profile:
         import cProfile
@@ -204,7 +222,9 @@ def work_query(system: str, size: str, profile: bool) -> dict[str, Any]:
         pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(35)
         (CACHE / f"profile-{system}-{size}.txt").write_text(buf.getvalue())
     m = report.metrics()
+    bg = background_cpu(snap)
     return {
+        "background_cpu": bg,
         "chunks_served": n,
         "load_s": load_s,
         "rss_loaded_mb": rss_loaded,
@@ -276,6 +296,7 @@ ROWS: list[tuple[str, str, Any]] = [
     ("end-to-end p50 ms", "e50", lambda r: r["query"]["e2e_ms"].get("p50")),
     ("end-to-end p95 ms", "e95", lambda r: r["query"]["e2e_ms"].get("p95")),
     ("end-to-end p99 ms", "e99", lambda r: r["query"]["e2e_ms"].get("p99")),
+    ("other processes' CPU share during queries", "bg", lambda r: r["query"].get("background_cpu")),
     ("answer accuracy", "acc", lambda r: r["query"]["quality"]["answer_accuracy"]),
     ("citation accuracy", "cit", lambda r: r["query"]["quality"]["citation_accuracy"]),
     ("recall@1", "r1", lambda r: r["query"]["quality"]["recall@1"]),
@@ -294,6 +315,8 @@ def fmt(key: str, v: Any) -> str:
         return f"{v:.3f}"
     if key in ("chunks", "dc"):
         return f"{int(v):,}"
+    if key == "bg":
+        return f"{v:.0%}"
     return f1(float(v), 2 if key in ("load_s",) else 1)
 
 
@@ -404,6 +427,9 @@ over the {meta.get("questions", 194)} questions of `eval/qa.jsonl`, asked once e
 - ours: `rag ingest` (chunker, Chroma + BM25 generation) and `Pipeline.ask` (hybrid retrieval,
   district scope, extractive answer, refusal). Retrieval = scope + BM25 + dense + fusion, as timed
   by the pipeline itself; end-to-end = the whole `ask`.
+- The 2 cores are shared with other work: a query phase during which other processes used more
+  than {BUSY:.0%} of the CPUs is measured again (up to 3 times) and the best kept; the share during
+  the kept run is in the table.
 - RSS from /proc/self/status (VmRSS after the eval, VmHWM peak) of the serving process.
 
 Last run: {meta["started"]}, sizes {meta["sizes"]}, {meta["wall_min"]:.1f} min wall ({meta["cold_note"]}).
@@ -455,6 +481,12 @@ def main() -> None:
                 log(f"[{size}] {system}: queries + eval…")
                 qargs = ["query", "--system", system, "--size", size] + (["--profile"] if args.profile else [])
                 qry = run_worker(*qargs)
+                for _ in range(2):  # a neighbour's burst on the shared cores: measure again, keep the best
+                    if qry["background_cpu"] <= BUSY:
+                        break
+                    log(f"[{size}] {system}: other processes used {qry['background_cpu']:.0%} of the CPUs; again…")
+                    again = run_worker(*qargs)
+                    qry = min(qry, again, key=lambda r: r["e2e_ms"]["p95"])
                 log(f"[{size}] {system}: e2e {qry['e2e_ms']}, acc {qry['quality']['answer_accuracy']:.3f}")
                 rate = meta["embed_rate"][f"embed_per_s_{system}"]
                 res = {
