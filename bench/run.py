@@ -334,7 +334,7 @@ def table(results: dict[tuple[str, str], dict[str, Any]]) -> str:
                     vals.append(get(r) if r else None)
                 except (KeyError, TypeError):
                     vals.append(None)
-            cells += [fmt(key, vals[0]), fmt(key, vals[1]), ratio(vals[0], vals[1])]
+            cells += [fmt(key, vals[0]), fmt(key, vals[1]), "–" if key == "bg" else ratio(vals[0], vals[1])]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -500,14 +500,15 @@ def main() -> None:
                 }
                 (RESULTS / f"{system}-{size}.json").write_text(json.dumps(res, indent=1))
     wall = (time.perf_counter() - t_start) / 60
-    meta.update(
-        started=started,
-        sizes=",".join(sizes),
-        wall_min=wall,
-        cold_note=f"cold: {cold:,} texts embedded in this run" if cold else "warm: all vectors cached",
-        machine=f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {_cpu()}",
-    )
-    meta_path.write_text(json.dumps(meta, indent=1))
+    if not args.report_only:
+        meta.update(
+            started=started,
+            sizes=",".join(sizes),
+            wall_min=wall,
+            cold_note=f"cold: {cold:,} texts embedded in this run" if cold else "warm: all vectors cached",
+            machine=f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {_cpu()}",
+        )
+        meta_path.write_text(json.dumps(meta, indent=1))
     results = load_results()
     print(table(results))
     print()
