@@ -143,7 +143,9 @@ def _turn_text(item: str | dict[str, Any]) -> str:
     """A history turn as text for the LLM rewrite: its stand-alone form when the client kept it."""
     if isinstance(item, str):
         return item
-    return str(item.get("rewritten_question") or item.get("rewritten") or item.get("question") or item.get("content") or "")
+    return str(
+        item.get("rewritten_question") or item.get("rewritten") or item.get("question") or item.get("content") or ""
+    )
 
 
 def finish(p: Prepared, answer: Answer) -> dict[str, Any]:
