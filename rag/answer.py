@@ -22,8 +22,17 @@ _STOP = (
     "规划 提到 提出 关于 方面 有关 说 讲 规定 明确 根据 按照 情况 内容 问题 我们 你们 一 个 搞 完 做 到"
 )
 STOP_WORDS = frozenset(_STOP.split())
+# The same scaffolding as phrases, cut out before segmentation: jieba glues "哪几个", "什么样",
+# "在哪些方面" into words the index has never seen, and an unseen term weighs as the rarest.
+SCAFFOLD = re.compile(
+    r"(?:什么|啥)时候|什么样的?|什么|哪几[个项对种类条点方面]*|哪些方面|哪些|哪个|哪种|哪一[年个项种天]?|哪年|哪里|哪儿|哪天|"
+    r"第几[个次]?|几[个项对种条次家名点]|多少|大约|大概|左右|是不是|会不会|能不能|有没有|可不可以|怎么样|怎么|"
+    r"怎样|如何|为什么|啥|咋|请问|打算|准备|希望|想要|有何|何种|何时|具体|分别|各种|那边|这边|这块|一下"
+)
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _SENT = re.compile(r"[^。！？；!?;\n]*(?:[。！？；!?;]+[”’」』）)]*|\n|$)")
+_ORDINAL_FIRST = re.compile(r"(?:^|[：:，,])\s*(?:一是|第一[，,、])")
+_ORDINAL_NEXT = re.compile(r"\s*(?:[二三四五六七八九十]是|第[二三四五六七八九十][，,、]|此外|最后)")
 _ITEM_TITLE = re.compile(r"^(?:[（(]?[一二三四五六七八九十\d]+[)）]?[.．、]?)\s*\S{0,30}?[。：:]?$")
 
 DATE_Q = re.compile(
@@ -72,9 +81,12 @@ class AnswerParams:
     type_bonus: float = 0.08
     type_penalty: float = 0.5  # asks for a date/figure the sentence lacks
     extra_ratio: float = 0.85  # further sentences kept when this close to the best
-    district_ratio: float = 0.7  # per-district answers kept when this close to the best
+    district_ratio: float = 0.6  # per-district answers kept when this close to the best
     max_sentences: int = 3
     min_coverage: float = 0.2  # the best sentence must cover this share of the question's content
+    anchor_terms: int = 1  # the question's rarest known terms: a figure or date must come with them
+    anchor_penalty: float = 0.3
+    anchor_kinds: tuple[str, ...] = ("date", "number")
 
 
 @dataclass(frozen=True)
@@ -103,7 +115,7 @@ def trigrams(terms: list[str]) -> list[str]:
 def query_terms(question: str, drop: tuple[str, ...] = ()) -> list[str]:
     """Content bigrams of the question (and Latin/digit words), without scaffolding and names
     of districts (scope is handled by metadata, not by words)."""
-    q = normalise(question)
+    q = SCAFFOLD.sub(" ", normalise(question))
     for d in drop:
         q = q.replace(d, " ")
     import jieba
@@ -157,10 +169,13 @@ def score_sentences(
     kind = question_kind(question)
     nq = normalise(question)
     unit = required_unit(question)
+    known = sorted((t for t in terms if t in idf), key=lambda t: -idf[t])
+    anchors = known[: p.anchor_terms] if kind in p.anchor_kinds else []
     out: list[Scored] = []
     for hit in hits:
         chunk_cov = _coverage(terms, normalise(hit.chunk.embed_text), idf, unseen)
         title = normalise(hit.chunk.section_path[-1]) if hit.chunk.section_path else ""
+        header = normalise(hit.chunk.title + "".join(hit.chunk.section_path))
         for pos, sent in enumerate(split_sentences(hit.chunk.text)):
             ns = normalise(sent)
             if is_heading(ns, title):
@@ -174,7 +189,10 @@ def score_sentences(
                 rx = HAS_DIGIT if HOW_MANY_Q.search(nq) else HAS_NUM
                 ok = has_quantity(ns, unit) if unit else bool(rx.search(ns))
                 score += p.type_bonus if ok else -p.type_penalty
-            elif kind == "list" and HAS_LIST.search(ns):
+            if any(a not in ns and a not in header for a in anchors):
+                # "哪一年完成证明事项清理" next to "2022年底前完成执法证件换发": a date, but not of this.
+                score -= p.anchor_penalty
+            if kind == "list" and HAS_LIST.search(ns):
                 score += p.type_bonus
             elif kind == "definition" and HAS_DEF.search(ns):
                 score += p.type_bonus
@@ -194,7 +212,13 @@ def select_evidence(scored: list[Scored], p: AnswerParams) -> list[Scored]:
         if s.hit.chunk.id == best.hit.chunk.id and s.score >= p.extra_ratio * best.score and s.coverage > 0
     ]
     picked = sorted([best, *same[: p.max_sentences - 1]], key=lambda s: s.position)
-    if picked[-1].sentence.endswith(("：", ":")):
+    if _ORDINAL_FIRST.search(picked[-1].sentence):
+        # "差距：一是政府职能转变亟需加快。（详述）二是…" — the enumeration's heads are the answer,
+        # not its first item; the sentences elaborating each head stay in the cited passage.
+        chunk_id, last = picked[-1].hit.chunk.id, picked[-1].position
+        rest = sorted((s for s in scored if s.hit.chunk.id == chunk_id and s.position > last), key=lambda s: s.position)
+        picked += [s for s in rest if _ORDINAL_NEXT.match(s.sentence)][:9]
+    elif picked[-1].sentence.endswith(("：", ":")):
         # A lead-in ("具体体现在：") announces what follows: the answer is the list after it.
         chunk_id, last = picked[-1].hit.chunk.id, picked[-1].position
         following = sorted(

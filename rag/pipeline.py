@@ -16,7 +16,8 @@ from .retrieve import HybridRetriever
 from .scope import detect_scope
 from .settings import Settings
 from .store import bm25_idf
-from .types import Answer, Citation, Hit
+from .structure import section_items
+from .types import Answer, Chunk, Citation, Hit
 
 ABSTAIN = "抱歉，已收录的文件中没有找到能回答这个问题的内容。以下是最相关的段落，供人工核对。"
 CANDIDATES_FOR_ANSWER = 8
@@ -58,6 +59,9 @@ class Pipeline:
         self.index = index
         self.retriever = HybridRetriever(index, self.settings)
         self.idf = bm25_idf(index.bm25)
+        self.by_doc: dict[str, list[Chunk]] = {}
+        for c in sorted(index.chunks, key=lambda c: c.order):
+            self.by_doc.setdefault(c.doc_id, []).append(c)
         # Load jieba's dictionary now, not inside the first user's request.
         detect_scope("预热", index.districts)
         self._all_names = tuple(
@@ -125,6 +129,9 @@ class Pipeline:
         """Evidence per district: one group when scoped, else every district close to the best."""
         p = self.params
         top = hits[:CANDIDATES_FOR_ANSWER]
+        structural = self._structural(question, top, districts)
+        if structural:
+            return structural
         scored = score_sentences(question, top, self.idf, self._all_names, p)
         if not scored or scored[0].score < self.settings.refusal_threshold or scored[0].coverage < p.min_coverage:
             return []
@@ -140,6 +147,17 @@ class Pipeline:
             seen.add(d)
             if s.score >= max(self.settings.refusal_threshold, p.district_ratio * best):
                 groups.append(select_evidence([x for x in scored if x.hit.chunk.district == d], p))
+        return groups
+
+    def _structural(self, question: str, hits: list[Hit], districts: list[str]) -> list[list[Scored]]:
+        """Per district, the items of a heading the question names ("哪些基本原则"), from the best hits."""
+        groups: list[list[Scored]] = []
+        for d in dict.fromkeys(h.chunk.district for h in hits[:3]):
+            items = section_items(question, [h for h in hits[:3] if h.chunk.district == d], self.by_doc)
+            if items:
+                groups.append(items)
+            if districts or len(self.districts) < 2:
+                break
         return groups
 
     def _compose(self, question: str, groups: list[list[Scored]], hits: list[Hit]) -> Answer:

@@ -1,0 +1,67 @@
+"""Answers that are a document's structure: "规划确立了哪些基本原则？" is answered by the items under
+the heading （二）基本原则, "确定了哪几个重大项目？" by the sub-headings of 四、重大项目 — lists no
+single sentence holds, but the headings do.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+from .answer import LIST_Q, Scored, normalise
+from .types import Chunk, Hit
+
+_NUMBERING = re.compile(r"^(?:第[一二三四五六七八九十百\d]+[章节条]|[（(]?[一二三四五六七八九十\d]+[)）]?[.．、]?)\s*")
+_LEAD = re.compile(r"^\s*[—－-]{1,2}\s*([^。；，\n]{2,40})[。；，]")
+MIN_NAME = 3  # a heading name this short ("总则") is too generic to match a question on
+MAX_ITEMS = 12
+
+
+def heading_name(heading: str) -> str:
+    """ "（二）基本原则" → "基本原则"; "四、重大项目" → "重大项目"."""
+    return normalise(_NUMBERING.sub("", heading)).rstrip("。：:")
+
+
+def _children(prefix: tuple[str, ...], chunks: Sequence[Chunk]) -> list[tuple[str, Chunk]]:
+    """Direct sub-headings of `prefix`, each with its first chunk, in reading order."""
+    out: dict[str, Chunk] = {}
+    for c in chunks:
+        if len(c.section_path) > len(prefix) and c.section_path[: len(prefix)] == prefix:
+            out.setdefault(c.section_path[len(prefix)] + "；", c)
+    return list(out.items())
+
+
+def _leads(prefix: tuple[str, ...], chunks: Sequence[Chunk]) -> list[tuple[str, Chunk]]:
+    """Paragraph leads ("——坚持以人民为中心。…") of the chunks directly under `prefix`."""
+    out: list[tuple[str, Chunk]] = []
+    for c in chunks:
+        if c.section_path == prefix:
+            out += [(m.group(1) + "；", c) for m in (_LEAD.match(line) for line in c.text.splitlines()) if m]
+    return out
+
+
+def section_items(question: str, hits: Iterable[Hit], by_doc: dict[str, list[Chunk]]) -> list[Scored] | None:
+    """The items of the heading a list question names, as evidence, or None when it names none.
+
+    Looks at the headings of the best hits; a heading matches when its name (without numbering)
+    is in the question. Its items are its sub-headings, else the "——" leads of its paragraphs.
+    """
+    q = normalise(question)
+    if not LIST_Q.search(q):
+        return None
+    for hit in hits:
+        path = hit.chunk.section_path
+        for depth in range(len(path)):
+            name = heading_name(path[depth])
+            if len(name) < MIN_NAME or name not in q:
+                continue
+            prefix = path[: depth + 1]
+            doc = by_doc.get(hit.chunk.doc_id, [])
+            items = _children(prefix, doc) or _leads(prefix, doc)
+            if len(items) < 2:
+                continue
+            return [
+                Scored(Hit(chunk, hit.score, hit.ranks), text, pos, hit.score, 1.0)
+                for pos, (text, chunk) in enumerate(items[:MAX_ITEMS])
+            ]
+    return None

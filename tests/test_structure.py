@@ -1,0 +1,71 @@
+"""Structural answers: a list question naming a heading gets that heading's items; an
+enumeration ("一是…二是…") is answered whole; a date/figure must come with the question's topic."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from rag.pipeline import Pipeline
+from rag.structure import heading_name
+
+from conftest import DOCS
+
+
+def _raw(district_file: str) -> str:
+    return next(DOCS.glob(f"{district_file}*")).read_text("utf-8")
+
+
+def _leads_under(text: str, heading: str, next_heading: str) -> list[str]:
+    """The "——" paragraph leads between two headings of the raw file (the body, not the TOC)."""
+    body = text[text.rindex(heading) : text.rindex(next_heading)]
+    return re.findall(r"——[*\s]*([^。；，*]+)", re.sub(r"\s+", "", body))
+
+
+def test_heading_name_strips_numbering() -> None:
+    assert heading_name("（二）基本原则") == "基本原则"
+    assert heading_name("四、重大项目") == "重大项目"
+    assert heading_name("18. 落实行政复议体制改革") == "落实行政复议体制改革"
+
+
+@pytest.mark.parametrize(("district", "file"), [("金山区", "jinshan"), ("静安区", "jingan")])
+def test_principles_list_every_lead_of_the_section(pipeline: Pipeline, district: str, file: str) -> None:
+    leads = _leads_under(_raw(file), "基本原则", "（三）")
+    assert len(leads) >= 3
+    ans = pipeline.ask(f"{district}规划的基本原则有哪些？")
+    assert not ans.abstained
+    for lead in leads:
+        assert lead in ans.answer
+    assert all(c.chunk.district == district for c in ans.citations)
+    assert all("基本原则" in c.chunk.section for c in ans.citations)
+
+
+def test_sub_headings_answer_which_items_a_part_has(pipeline: Pipeline) -> None:
+    subs = sorted(
+        {c.section_path[1] for c in pipeline.index.chunks if c.district == "静安区" and c.section_path[0].endswith("重大项目")}
+    )
+    assert len(subs) >= 2
+    ans = pipeline.ask("静安区规划里有哪些重大项目？")
+    assert not ans.abstained
+    for sub in subs:
+        assert sub in ans.answer
+
+
+def test_enumeration_is_answered_whole(pipeline: Pipeline) -> None:
+    """A sentence opening "一是…" is followed by its "二是…", "三是…" heads from the same passage."""
+    ans = pipeline.ask("静安区距离政府工作法治化目标还有哪些差距？")
+    assert not ans.abstained
+    passage = ans.citations[0].chunk.text
+    heads = re.findall(r"[一二三四五六七八九]是[^。]+。", passage)
+    assert len(heads) >= 2
+    for head in heads:
+        assert head in ans.answer
+
+
+def test_a_date_of_another_matter_is_not_an_answer(pipeline: Pipeline) -> None:
+    """The plan dates 执法证件换发 but not 证明事项清理 for 金山: a date question on the latter refuses."""
+    jinshan = _raw("jinshan")
+    assert "证明事项清理" not in re.sub(r"\s+", "", jinshan)
+    ans = pipeline.ask("金山区的证明事项清理要在什么时候完成？")
+    assert ans.abstained, ans.answer
