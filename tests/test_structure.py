@@ -6,11 +6,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from conftest import DOCS
 
 from rag.pipeline import Pipeline
 from rag.structure import heading_name
-
-from conftest import DOCS
 
 
 def _raw(district_file: str) -> str:
@@ -43,7 +42,11 @@ def test_principles_list_every_lead_of_the_section(pipeline: Pipeline, district:
 
 def test_sub_headings_answer_which_items_a_part_has(pipeline: Pipeline) -> None:
     subs = sorted(
-        {c.section_path[1] for c in pipeline.index.chunks if c.district == "静安区" and c.section_path[0].endswith("重大项目")}
+        {
+            c.section_path[1]
+            for c in pipeline.index.chunks
+            if c.district == "静安区" and c.section_path[0].endswith("重大项目")
+        }
     )
     assert len(subs) >= 2
     ans = pipeline.ask("静安区规划里有哪些重大项目？")
