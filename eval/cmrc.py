@@ -45,7 +45,7 @@ def main() -> None:
     print(f"indexed {len(items)} passages → {rep.chunks} chunks in {time.perf_counter() - t0:.0f}s")
     pipe = Pipeline(settings, embedder)
     idx = pipe.index
-    qs = [(q["query_text"], [normalise(a) for a in q["answers"] if a]) for it in items for q in it["qas"]]
+    qs = [(q["query_text"], [normalise(str(a)) for a in q["answers"] if str(a).strip()]) for it in items for q in it["qas"]]
     if args.limit:
         qs = qs[: args.limit]
     hits = {"bm25": [0, 0], "dense": [0, 0], "hybrid": [0, 0]}

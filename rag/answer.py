@@ -79,6 +79,7 @@ class AnswerParams:
     w_retr: float = 0.20  # fused retrieval score, normalised to the best hit
     w_tri: float = 0.15  # question trigrams found in the sentence: rewards contiguous phrases
     type_bonus: float = 0.08
+    def_bonus: float = 0.3  # "X：…" / "X是指…" for a question asking what X is
     type_penalty: float = 0.5  # asks for a date/figure the sentence lacks
     extra_ratio: float = 0.85  # further sentences kept when this close to the best
     district_ratio: float = 0.6  # per-district answers kept when this close to the best
@@ -141,6 +142,26 @@ def is_heading(sentence: str, title: str) -> bool:
     return len(_CJK.findall(core)) < 6 and not re.search(r"\d", core)
 
 
+_DEF_TERM = re.compile(
+    r"[“\"「]([^”\"」]{2,20})[”\"」](?:的?含义|指的?是|是指|是什么|指什么|具体指)|^(\w{2,12}?)(?:的含义|指的?是|是指|是什么意思|是什么|指什么)"
+)
+
+
+def defined_term(question: str) -> str | None:
+    """ "“两区一堡”指的是什么？" → "两区一堡": the term a definition question asks about."""
+    q = normalise(question)
+    m = _DEF_TERM.search(q) or re.search(r"什么(?:是|叫)[“\"]?(\w{2,20})", q)
+    if not m:
+        return None
+    term = next(g for g in m.groups() if g)
+    return term.rsplit("的", 1)[-1] if len(term.rsplit("的", 1)[-1]) >= 2 else term
+
+
+def defines(sentence: str, term: str) -> bool:
+    """The sentence is a definition of `term`: "两区一堡：…", "…两区一堡是指…", "两区一堡，即…"."""
+    return bool(re.search(re.escape(term) + r"[”\"」*]*(?:[：:]|是指|指的是|，?即|就是)", sentence))
+
+
 def question_kind(question: str) -> str:
     q = normalise(question)
     for kind, rx in (("date", DATE_Q), ("number", NUM_Q), ("definition", DEF_Q), ("list", LIST_Q), ("who", WHO_Q)):
@@ -169,6 +190,7 @@ def score_sentences(
     kind = question_kind(question)
     nq = normalise(question)
     unit = required_unit(question)
+    term = defined_term(question) if kind == "definition" else None
     known = sorted((t for t in terms if t in idf), key=lambda t: -idf[t])
     anchors = known[: p.anchor_terms] if kind in p.anchor_kinds else []
     out: list[Scored] = []
@@ -194,6 +216,8 @@ def score_sentences(
                 score -= p.anchor_penalty
             if kind == "list" and HAS_LIST.search(ns):
                 score += p.type_bonus
+            elif kind == "definition" and term and defines(ns, term):
+                score += p.def_bonus
             elif kind == "definition" and HAS_DEF.search(ns):
                 score += p.type_bonus
             out.append(Scored(hit, sent.strip(), pos, score, cov))

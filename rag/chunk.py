@@ -141,14 +141,29 @@ def chunk_document(doc: Document, max_chars: int = 400) -> list[Chunk]:
 
 
 INFO_SECTION = "文件信息"
+# Bumped when chunking changes what a document yields: ingest then re-chunks unchanged files
+# (their unchanged chunks' vectors still come from the embedding cache).
+CHUNKER_VERSION = "2"
+_FORWARD = re.compile(r"关于转发(\S{2,20}?)《[^》]{2,60}》的通知")
+# The salutation line under a notice's title: "区政府各委、办、局，各街道办事处、彭浦镇政府："
+_RECIPIENTS = re.compile(r"的通知\s*\n\s*([^\n：:。]{4,80}?)[：:]\s*\n")
 
 
 def info_text(doc: Document) -> str:
     """A passage stating the document's metadata (read from its own letterhead), so that
     "文号是什么 / 哪个机关印发 / 什么时候印发" can be answered and cited like any other fact."""
     parts: list[str] = []
+    head = doc.text[:600]
+    forwarded = _FORWARD.search(head)
     if doc.issuer:
-        parts.append(f"发文机关（印发单位）：{doc.issuer}。")
+        role = "印发单位" if forwarded else "印发、编制单位"
+        parts.append(f"发文机关（{role}）：{doc.issuer}。")
+    if forwarded:
+        # "关于转发区司法局《…规划》的通知": the plan was drafted by 区司法局 and forwarded by the issuer.
+        parts.append(f"起草（编制）单位：{forwarded.group(1)}。")
+    recipients = _RECIPIENTS.search(head)
+    if recipients:
+        parts.append(f"主送单位（主送机关）：{recipients.group(1)}。")
     if doc.doc_number:
         parts.append(f"文号（发文字号）：{doc.doc_number}。")
     if doc.date:

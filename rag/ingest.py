@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .chunk import chunk_document
+from .chunk import CHUNKER_VERSION, chunk_document
 from .embed import Embedder
 from .errors import InputError, RagError, StoreError
 from .index import (
@@ -81,6 +81,7 @@ def _doc_entry(doc: Document, path: Path, n_chunks: int) -> dict[str, Any]:
         **doc.meta(),
         "path": str(path.resolve()),
         "chunks": n_chunks,
+        "chunker": CHUNKER_VERSION,
         "ingested_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
@@ -105,9 +106,10 @@ def _plan(
     for path, doc in loaded:
         p = str(path.resolve())
         prev = by_path.get(p)
-        if (prev and prev["doc_id"] == doc.id) or doc.id in seen:
+        current = prev is not None and prev["doc_id"] == doc.id and prev.get("chunker") == CHUNKER_VERSION
+        if current or doc.id in seen:
             report.unchanged.append(path.name)
-        elif doc.id in old_docs:
+        elif doc.id in old_docs and old_docs[doc.id].get("chunker") == CHUNKER_VERSION:
             report.unchanged.append(path.name)
             report.warnings.append(
                 f"{path.name}: 与已收录的 {old_docs[doc.id]['source']} 内容相同，跳过 (same content as {old_docs[doc.id]['source']}; skipped)"
@@ -118,6 +120,8 @@ def _plan(
                 report.replaced.append(path.name)
             else:
                 report.added.append(path.name)
+            if doc.id in old_docs:  # same text, chunked by an older chunker: its chunks are redone
+                to_remove.add(doc.id)
             to_add.append((path, doc))
         seen.add(doc.id)
     if prune:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.chunk import chunk_document, parse_sections
+from rag.chunk import INFO_SECTION, chunk_document, parse_sections
+from rag.load import load_document
 from rag.metadata import extract_metadata
 from rag.normalize import normalize_text
 from rag.types import SECTION_SEP, Chunk, Document, content_hash
@@ -174,6 +175,8 @@ def aligned_in(piece: str, para: str) -> bool:
 def sentence_boundaries_ok(chunks: list[Chunk], paragraphs: list[str]) -> None:
     """Every line of a chunk is a run of whole sentences of one paragraph."""
     for c in chunks:
+        if c.section_path == (INFO_SECTION,):
+            continue  # the 文件信息 passage is written from the metadata, not cut from the text
         for piece in c.text.split("\n"):
             assert any(aligned_in(piece, p) for p in paragraphs), f"sentence cut: {piece[:30]}…{piece[-30:]}"
 
@@ -245,3 +248,22 @@ def test_all_regulations_chunk_into_articles() -> None:
         tops = (re.match(r"第[一二三四五六七八九十]+章", c.section_path[0]) for c in chunks)
         assert list(dict.fromkeys(m.group() for m in tops if m)) == chapters, path.name
         assert all(len(c.text) <= 400 or "\n" not in c.text for c in chunks), path.name
+
+
+def test_info_passage_of_a_forwarding_notice() -> None:
+    """ "关于转发X《Y》的通知": X drafted the plan; the salutation line lists the recipients."""
+    jingan = load_document(JINGAN)
+    head = re.sub(r"[ \t]+", "", jingan.text[:600])
+    drafter = re.search(r"转发(\S+?)《", head)
+    salutation = re.search(r"\n([^\n：]+)：\n", head)
+    assert drafter and salutation
+    info = chunk_document(jingan)[-1]
+    assert info.section_path == ("文件信息",)
+    assert f"起草（编制）单位：{drafter.group(1)}" in info.text
+    assert salutation.group(1) in info.text
+
+
+def test_info_passage_of_a_plan_issued_directly() -> None:
+    jinshan = load_document(JINSHAN)
+    info = chunk_document(jinshan)[-1]
+    assert info.section_path == ("文件信息",) and "编制单位" in info.text and "起草" not in info.text

@@ -162,6 +162,22 @@ def test_changed_file_replaces_its_chunks(docs: Path, settings: Settings, emb: M
         idx.close()
 
 
+def test_new_chunker_version_rechunks_unchanged_files(
+    docs: Path, settings: Settings, emb: MemoEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upgrading the chunker must not leave old chunks behind for files whose text did not change;
+    chunks whose text is the same keep their cached vectors."""
+    first = ingest([docs], settings, emb)
+    embedded = emb.texts
+    monkeypatch.setattr(sys.modules["rag.ingest"], "CHUNKER_VERSION", "next")
+    rep = ingest([docs], settings, emb)
+    assert rep.ok and sorted(rep.replaced) == ["a.txt", "b.txt"] and rep.added == []
+    assert rep.chunks == first.chunks and rep.generation != first.generation
+    assert emb.texts == embedded  # same chunk texts: vectors from the cache
+    again = ingest([docs], settings, emb)
+    assert sorted(again.unchanged) == ["a.txt", "b.txt"] and again.generation == rep.generation
+
+
 def test_prune_removes_documents_whose_file_is_gone(docs: Path, settings: Settings, emb: MemoEmbedder) -> None:
     ingest([docs], settings, emb)
     old = chunk_ids(settings)
