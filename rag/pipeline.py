@@ -16,7 +16,7 @@ from .retrieve import HybridRetriever
 from .scope import detect_scope
 from .settings import Settings
 from .store import bm25_idf
-from .structure import section_items
+from .structure import lead_in_items, section_items
 from .types import Answer, Chunk, Citation, Hit
 
 ABSTAIN = "抱歉，已收录的文件中没有找到能回答这个问题的内容。以下是最相关的段落，供人工核对。"
@@ -136,7 +136,7 @@ class Pipeline:
         if not scored or scored[0].score < self.settings.refusal_threshold or scored[0].coverage < p.min_coverage:
             return []
         if districts or len(self.districts) < 2:
-            return [select_evidence(scored, p)]
+            return [lead_in_items(select_evidence(scored, p), self.by_doc)]
         best = scored[0].score
         groups: list[list[Scored]] = []
         seen: set[str | None] = set()
@@ -146,7 +146,9 @@ class Pipeline:
                 continue
             seen.add(d)
             if s.score >= max(self.settings.refusal_threshold, p.district_ratio * best):
-                groups.append(select_evidence([x for x in scored if x.hit.chunk.district == d], p))
+                groups.append(
+                    lead_in_items(select_evidence([x for x in scored if x.hit.chunk.district == d], p), self.by_doc)
+                )
         return groups
 
     def _structural(self, question: str, hits: list[Hit], districts: list[str]) -> list[list[Scored]]:

@@ -65,3 +65,17 @@ def section_items(question: str, hits: Iterable[Hit], by_doc: dict[str, list[Chu
                 for pos, (text, chunk) in enumerate(items[:MAX_ITEMS])
             ]
     return None
+
+
+def lead_in_items(group: list[Scored], by_doc: dict[str, list[Chunk]]) -> list[Scored]:
+    """A chosen lead-in that ends its passage ("具体体现在：") announces the sub-headings that
+    follow it: the group plus those items; otherwise the group unchanged."""
+    last = group[-1]
+    chunk = last.hit.chunk
+    if not last.sentence.endswith(("：", ":")) or not chunk.text.rstrip().endswith(last.sentence):
+        return group
+    items = _children(chunk.section_path, by_doc.get(chunk.doc_id, []))
+    return group + [
+        Scored(Hit(c, last.hit.score, last.hit.ranks), text, pos, last.score, last.coverage)
+        for pos, (text, c) in enumerate(items[:MAX_ITEMS])
+    ]

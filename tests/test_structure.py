@@ -72,3 +72,29 @@ def test_a_date_of_another_matter_is_not_an_answer(pipeline: Pipeline) -> None:
     assert "证明事项清理" not in re.sub(r"\s+", "", jinshan)
     ans = pipeline.ask("金山区的证明事项清理要在什么时候完成？")
     assert ans.abstained, ans.answer
+
+
+def test_lead_in_ending_a_passage_is_followed_by_its_sub_headings(pipeline: Pipeline) -> None:
+    """A passage ending "…具体体现在：" is completed by the sub-items under its heading."""
+    leads = [
+        c
+        for c in pipeline.index.chunks
+        if c.text.rstrip().endswith("：")
+        and any(
+            len(o.section_path) > len(c.section_path) and o.section_path[: len(c.section_path)] == c.section_path
+            for o in pipeline.by_doc[c.doc_id]
+        )
+    ]
+    assert leads
+    for chunk in leads:
+        lead = re.split(r"(?<=[。；])", chunk.text.strip())[-1]
+        ans = pipeline.ask(f"{chunk.district}{lead.rstrip('：')}哪些？")
+        assert not ans.abstained, lead
+        subs = {
+            o.section_path[len(chunk.section_path)]
+            for o in pipeline.by_doc[chunk.doc_id]
+            if len(o.section_path) > len(chunk.section_path)
+            and o.section_path[: len(chunk.section_path)] == chunk.section_path
+        }
+        for sub in subs:
+            assert sub in ans.answer
