@@ -143,7 +143,7 @@ def chunk_document(doc: Document, max_chars: int = 400) -> list[Chunk]:
 INFO_SECTION = "文件信息"
 # Bumped when chunking changes what a document yields: ingest then re-chunks unchanged files
 # (their unchanged chunks' vectors still come from the embedding cache).
-CHUNKER_VERSION = "2"
+CHUNKER_VERSION = "5"
 _FORWARD = re.compile(r"关于转发(\S{2,20}?)《[^》]{2,60}》的通知")
 # The salutation line under a notice's title: "区政府各委、办、局，各街道办事处、彭浦镇政府："
 _RECIPIENTS = re.compile(r"的通知\s*\n\s*([^\n：:。]{4,80}?)[：:]\s*\n")
@@ -155,15 +155,17 @@ def info_text(doc: Document) -> str:
     parts: list[str] = []
     head = doc.text[:600]
     forwarded = _FORWARD.search(head)
-    if doc.issuer:
-        role = "印发单位" if forwarded else "印发、编制单位"
-        parts.append(f"发文机关（{role}）：{doc.issuer}。")
+    if doc.issuer and forwarded:
+        parts.append(f"发文机关（印发机关）：{doc.issuer}（以《{forwarded.group(0)}》印发）。")
+    elif doc.issuer:
+        parts.append(f"发文机关（印发、编制单位）：{doc.issuer}。")
     if forwarded:
         # "关于转发区司法局《…规划》的通知": the plan was drafted by 区司法局 and forwarded by the issuer.
         parts.append(f"起草（编制）单位：{forwarded.group(1)}。")
     recipients = _RECIPIENTS.search(head)
     if recipients:
-        parts.append(f"主送单位（主送机关）：{recipients.group(1)}。")
+        notice = "转发通知" if forwarded else "通知"
+        parts.append(f"{notice}的主送单位（主送机关）：{recipients.group(1)}。")
     if doc.doc_number:
         parts.append(f"文号（发文字号）：{doc.doc_number}。")
     if doc.date:
