@@ -85,9 +85,6 @@ class AnswerParams:
     district_ratio: float = 0.6  # per-district answers kept when this close to the best
     max_sentences: int = 3
     min_coverage: float = 0.2  # the best sentence must cover this share of the question's content
-    open_kinds: tuple[str, ...] = ("fact", "list", "definition")  # a lower refusal bar: what/how, not when/how many
-    open_threshold_scale: float = 0.75
-    open_min_coverage: float = 0.15
     anchor_terms: int = 1  # the question's rarest known terms: a figure or date must come with them
     anchor_penalty: float = 0.3
     anchor_kinds: tuple[str, ...] = ("date", "number")

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any, Protocol
 
-from .answer import AnswerParams, Scored, question_kind, score_sentences, select_evidence
+from .answer import AnswerParams, Scored, score_sentences, select_evidence
 from .embed import Embedder, make_embedder
 from .errors import ScopeError
 from .index import Index
@@ -133,12 +133,7 @@ class Pipeline:
         if structural:
             return structural
         scored = score_sentences(question, top, self.idf, self._all_names, p)
-        # "What does the plan say about X" is answered by any passage on X; "when / how many" only
-        # by the figure itself, so open questions get a lower bar than fact-seeking ones.
-        open_q = question_kind(question) in p.open_kinds
-        threshold = self.settings.refusal_threshold * (p.open_threshold_scale if open_q else 1.0)
-        min_cov = p.open_min_coverage if open_q else p.min_coverage
-        if not scored or scored[0].score < threshold or scored[0].coverage < min_cov:
+        if not scored or scored[0].score < self.settings.refusal_threshold or scored[0].coverage < p.min_coverage:
             return []
         if districts or len(self.districts) < 2:
             return [lead_in_items(select_evidence(scored, p), self.by_doc)]
@@ -150,7 +145,7 @@ class Pipeline:
             if d in seen:
                 continue
             seen.add(d)
-            if s.score >= max(threshold, p.district_ratio * best):
+            if s.score >= max(self.settings.refusal_threshold, p.district_ratio * best):
                 groups.append(
                     lead_in_items(select_evidence([x for x in scored if x.hit.chunk.district == d], p), self.by_doc)
                 )
