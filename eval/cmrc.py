@@ -22,6 +22,7 @@ from rag.pipeline import Pipeline
 from rag.settings import Settings
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "bench" / "cmrc2018_dev.json"
+REPORT = Path(__file__).resolve().parent / "cmrc_report.md"
 
 
 def main() -> None:
@@ -45,7 +46,11 @@ def main() -> None:
     print(f"indexed {len(items)} passages → {rep.chunks} chunks in {time.perf_counter() - t0:.0f}s")
     pipe = Pipeline(settings, embedder)
     idx = pipe.index
-    qs = [(q["query_text"], [normalise(str(a)) for a in q["answers"] if str(a).strip()]) for it in items for q in it["qas"]]
+    qs = [
+        (q["query_text"], [normalise(str(a)) for a in q["answers"] if str(a).strip()])
+        for it in items
+        for q in it["qas"]
+    ]
     if args.limit:
         qs = qs[: args.limit]
     hits = {"bm25": [0, 0], "dense": [0, 0], "hybrid": [0, 0]}
@@ -69,12 +74,20 @@ def main() -> None:
         lat.append(a.timings_ms["total"])
         answered += any(g in normalise(a.answer) for g in golds)
     n = len(qs)
-    print(f"\n{n} questions\n\n| retriever | recall@1 | recall@5 |\n|---|---|---|")
-    for name, (r1, r5) in hits.items():
-        print(f"| {name} | {r1 / n:.3f} | {r5 / n:.3f} |")
     lat.sort()
-    print(f"\ngold answer inside the extractive answer: {answered / n:.3f}")
-    print(f"ask latency p50 {lat[n // 2]:.1f} ms, p95 {lat[int(n * 0.95)]:.1f} ms")
+    lines = [
+        f"CMRC 2018 dev: {len(items)} passages → {rep.chunks} chunks, {n} questions",
+        "",
+        "| retriever | recall@1 | recall@5 |",
+        "|---|---|---|",
+        *(f"| {name} | {r1 / n:.3f} | {r5 / n:.3f} |" for name, (r1, r5) in hits.items()),
+        "",
+        f"gold answer inside the extractive answer: {answered / n:.3f}",
+        f"ask latency p50 {lat[n // 2]:.1f} ms, p95 {lat[int(n * 0.95)]:.1f} ms",
+    ]
+    print("\n".join(lines))
+    if not args.limit:
+        REPORT.write_text("# `make eval-cmrc`\n\n" + "\n".join(lines) + "\n", "utf-8")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,12 @@ HAS_LIST = re.compile(r"、|；|：|包括|分别")
 HAS_DEF = re.compile(r"是指|指的是|是.{0,12}的|即|称为|：")
 
 
+# A plan looks back (发展现状 › 成效回顾: what 十三五 achieved) before it looks ahead (主要任务):
+# "提出了什么要求" is answered by the second, "取得了哪些成果" by the first.
+PAST_Q = re.compile(r"十三五|取得|成效|成果|成绩|已经|累计|共计|回顾|过去")
+FUTURE_Q = re.compile(r"要求|计划|打算|准备|目标|力争|将要|要在|要实现|提出了?什么|怎么做|如何做|举措|措施")
+RETRO_SECTION = re.compile(r"发展现状|发展背景|成效回顾|主要成效|工作回顾|主要成绩|发展基础")
+
 # "多少名律师" wants "<number>名": the measure word tells which figure would answer it.
 _UNIT_Q = re.compile(
     r"(?:多少|几)(亿元|万元|千元|元|名|个|件|项|次|人次|人|家|所|天|年|小时|学时|个月|%|倍|户|条|部|支)"
@@ -80,6 +86,7 @@ class AnswerParams:
     w_tri: float = 0.15  # question trigrams found in the sentence: rewards contiguous phrases
     type_bonus: float = 0.08
     def_bonus: float = 0.3  # "X：…" / "X是指…" for a question asking what X is
+    tense_penalty: float = 0.2  # a look-back sentence for a look-ahead question, or the reverse
     type_penalty: float = 0.5  # asks for a date/figure the sentence lacks
     extra_ratio: float = 0.85  # further sentences kept when this close to the best
     district_ratio: float = 0.6  # per-district answers kept when this close to the best
@@ -191,6 +198,7 @@ def score_sentences(
     nq = normalise(question)
     unit = required_unit(question)
     term = defined_term(question) if kind == "definition" else None
+    past_q, future_q = bool(PAST_Q.search(nq)), bool(FUTURE_Q.search(nq))
     known = sorted((t for t in terms if t in idf), key=lambda t: -idf[t])
     anchors = known[: p.anchor_terms] if kind in p.anchor_kinds else []
     out: list[Scored] = []
@@ -198,6 +206,8 @@ def score_sentences(
         chunk_cov = _coverage(terms, normalise(hit.chunk.embed_text), idf, unseen)
         title = normalise(hit.chunk.section_path[-1]) if hit.chunk.section_path else ""
         header = normalise(hit.chunk.title + "".join(hit.chunk.section_path))
+        retro = bool(RETRO_SECTION.search(hit.chunk.section))
+        mistimed = (future_q and not past_q and retro) or (past_q and not future_q and not retro)
         for pos, sent in enumerate(split_sentences(hit.chunk.text)):
             ns = normalise(sent)
             if is_heading(ns, title):
@@ -211,6 +221,8 @@ def score_sentences(
                 rx = HAS_DIGIT if HOW_MANY_Q.search(nq) else HAS_NUM
                 ok = has_quantity(ns, unit) if unit else bool(rx.search(ns))
                 score += p.type_bonus if ok else -p.type_penalty
+            if mistimed:
+                score -= p.tense_penalty
             if any(a not in ns and a not in header for a in anchors):
                 # "哪一年完成证明事项清理" next to "2022年底前完成执法证件换发": a date, but not of this.
                 score -= p.anchor_penalty
