@@ -171,6 +171,8 @@ def defines(sentence: str, term: str) -> bool:
 
 def question_kind(question: str) -> str:
     q = normalise(question)
+    if re.search(r"哪几|有哪些|包括哪", q) and not re.search(r"多少|比例", q):
+        return "list"  # "哪几个“办”" asks for the items, not for a count
     for kind, rx in (("date", DATE_Q), ("number", NUM_Q), ("definition", DEF_Q), ("list", LIST_Q), ("who", WHO_Q)):
         if rx.search(q):
             return kind
