@@ -53,6 +53,7 @@ class Pipeline:
         self.embedder = embedder or make_embedder(settings)
         self.params = params or AnswerParams()
         self._lock = threading.Lock()
+        self._retired: Index | None = None
         self._load(Index.open(settings, self.embedder))
 
     def _load(self, index: Index) -> None:
@@ -74,7 +75,13 @@ class Pipeline:
             return False
         with self._lock:
             if not self.index.is_current():
+                old = self.index
                 self._load(Index.open(self.settings, self.embedder))
+                # Requests still in flight may be reading `old`; the one retired by the previous
+                # reload has had a whole ingest's time to finish, so its Chroma client is released now.
+                if self._retired is not None:
+                    self._retired.close()
+                self._retired = old
                 return True
         return False
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from rag.cite import answer_dict
+from rag.embed import Embedder
 from rag.errors import ScopeError
+from rag.ingest import ingest
 from rag.pipeline import Pipeline
+from rag.settings import Settings
 
 
 def test_answer_cites_the_item_with_its_section_path(pipeline: Pipeline) -> None:
@@ -77,3 +81,24 @@ def test_stream_ends_with_the_answer(pipeline: Pipeline) -> None:
     final = parts[-1]
     assert not isinstance(final, str)
     assert "".join(p for p in parts[:-1] if isinstance(p, str)) == final.answer
+
+
+def test_reload_picks_up_a_new_generation_and_releases_old_ones(tmp_path: Path, embedder: Embedder) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text(
+        "上海市甲区数字政府建设规划\n一、主要任务\n1. 建设政务服务平台。2023年底前完成。\n", "utf-8"
+    )
+    settings = Settings(index_dir=tmp_path / "index", data_dir=tmp_path / "data")
+    assert ingest([docs], settings, embedder).ok
+    pipe = Pipeline(settings, embedder)
+    assert not pipe.reload_if_changed()
+    first = pipe.index
+    for name in ("b", "c"):
+        (docs / f"{name}.txt").write_text(f"上海市{name}区数字政府建设规划\n一、主要任务\n1. 推进一网通办。\n", "utf-8")
+        assert ingest([docs], settings, embedder).ok
+        assert pipe.reload_if_changed()
+    assert first.client is None  # closed once a later reload retired its successor
+    assert pipe.index.client is not None and len(pipe.documents()) == 3
+    hits = pipe.retriever.retrieve("推进一网通办", 3)
+    assert hits and "一网通办" in hits[0].chunk.text  # the new generation's Chroma and BM25 both answer
