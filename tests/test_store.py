@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import Counting
 
 from rag import store as store_mod
 from rag.embed import Embedder
@@ -35,23 +36,6 @@ def _chunks() -> list[Chunk]:
         doc = Document(id=f"doc{i % 3}", source=f"d{i % 3}.txt", title=f"文件{i % 3}", text=text, district=district)
         out.append(Chunk.make(doc, text, ("一、总则",), i))
     return out
-
-
-class Counting:
-    """The real embedder, counting the texts that reach it."""
-
-    def __init__(self, inner: Embedder) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.dim = inner.dim
-        self.texts = 0
-
-    def embed_documents(self, texts: list[str]) -> np.ndarray:
-        self.texts += len(texts)
-        return self.inner.embed_documents(texts)
-
-    def embed_query(self, text: str) -> np.ndarray:
-        return self.inner.embed_query(text)
 
 
 @pytest.fixture(scope="module")
