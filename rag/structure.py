@@ -62,7 +62,7 @@ def section_items(question: str, hits: Iterable[Hit], by_doc: dict[str, list[Chu
                 continue
             return [
                 Scored(Hit(chunk, hit.score, hit.ranks), text, pos, hit.score, 1.0)
-                for pos, (text, chunk) in enumerate(items[:MAX_ITEMS])
+                for pos, (text, chunk) in enumerate(_closed(items[:MAX_ITEMS]))
             ]
     return None
 
@@ -77,5 +77,13 @@ def lead_in_items(group: list[Scored], by_doc: dict[str, list[Chunk]]) -> list[S
     items = _children(chunk.section_path, by_doc.get(chunk.doc_id, []))
     return group + [
         Scored(Hit(c, last.hit.score, last.hit.ranks), text, pos, last.score, last.coverage)
-        for pos, (text, c) in enumerate(items[:MAX_ITEMS])
+        for pos, (text, c) in enumerate(_closed(items[:MAX_ITEMS]))
     ]
+
+
+def _closed(items: list[tuple[str, Chunk]]) -> list[tuple[str, Chunk]]:
+    """Items are joined with "；"; the list ends with "。"."""
+    if not items:
+        return items
+    last, chunk = items[-1]
+    return [*items[:-1], (last.removesuffix("；") + "。", chunk)]
