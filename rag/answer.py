@@ -87,13 +87,13 @@ class AnswerParams:
     type_bonus: float = 0.08
     def_bonus: float = 0.3  # "X：…" / "X是指…" for a question asking what X is
     tense_penalty: float = 0.2  # a look-back sentence for a look-ahead question, or the reverse
-    type_penalty: float = 0.5  # asks for a date/figure the sentence lacks
+    type_penalty: float = 0.75  # asks for a date/figure the sentence lacks
     extra_ratio: float = 0.85  # further sentences kept when this close to the best
     district_ratio: float = 0.6  # per-district answers kept when this close to the best
     max_sentences: int = 3
     min_coverage: float = 0.2  # the best sentence must cover this share of the question's content
     anchor_terms: int = 1  # the question's rarest known terms: a figure or date must come with them
-    anchor_penalty: float = 0.3
+    anchor_penalty: float = 0.5
     anchor_kinds: tuple[str, ...] = ("date", "number")
 
 
@@ -201,13 +201,20 @@ def score_sentences(
     unit = required_unit(question)
     term = defined_term(question) if kind == "definition" else None
     past_q, future_q = bool(PAST_Q.search(nq)), bool(FUTURE_Q.search(nq))
-    known = sorted((t for t in terms if t in idf), key=lambda t: -idf[t])
-    anchors = known[: p.anchor_terms] if kind in p.anchor_kinds else []
+    # Anchors are topic words: 年底/期限/比例 are the asked attribute itself, whatever their IDF.
+    known = sorted(
+        (t for t in terms if t in idf and not (DATE_Q.search(t) or NUM_Q.search(t) or HAS_DATE.search(t))),
+        key=lambda t: -idf[t],
+    )
     out: list[Scored] = []
     for hit in hits:
         chunk_cov = _coverage(terms, normalise(hit.chunk.embed_text), idf, unseen)
         title = normalise(hit.chunk.section_path[-1]) if hit.chunk.section_path else ""
         header = normalise(hit.chunk.title + "".join(hit.chunk.section_path))
+        # Words of the document's own title (“十四五”规划) name the document, not the fact asked
+        # for; beside 233 regulations they turn rare and would otherwise be the anchor.
+        doc_title = normalise(hit.chunk.title)
+        anchors = [t for t in known if t not in doc_title][: p.anchor_terms] if kind in p.anchor_kinds else []
         retro = bool(RETRO_SECTION.search(hit.chunk.section))
         mistimed = (future_q and not past_q and retro) or (past_q and not future_q and not retro)
         for pos, sent in enumerate(split_sentences(hit.chunk.text)):
