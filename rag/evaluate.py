@@ -85,7 +85,11 @@ def judge(row: dict[str, Any], ans: dict[str, Any]) -> Judged:
     # Confusion: the question names a district and a citation comes from another. An unscoped
     # question is answered per district by design (beside the regulations, 浦东新区's own
     # "一业一证" rules rightly answer "“一业一证”改革是什么意思？").
-    named = bool(district) and (district in row["question"] or district.removesuffix("区") in row["question"])
+    named = (
+        isinstance(district, str)
+        and bool(district)
+        and (district in row["question"] or district.removesuffix("区") in row["question"])
+    )
     confused = named and any(c["district"] and c["district"] != district for c in ans["citations"])
     return Judged(row, ans, not unanswerable, answer_ok, citation_ok, rank, confused)
 

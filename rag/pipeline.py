@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from .types import Answer, Chunk, Citation, Hit
 
 ABSTAIN = "抱歉，已收录的文件中没有找到能回答这个问题的内容。以下是最相关的段落，供人工核对。"
 CANDIDATES_FOR_ANSWER = 8
+REALTIME = re.compile(r"明天|今天|昨天|后天|今晚|明早|此刻|现在几点|本周|下周|上周")
 
 
 class Generator(Protocol):
@@ -126,6 +128,10 @@ class Pipeline:
         t1 = time.perf_counter()
         if scope.unknown and not districts:
             answer = self._refuse_unknown(question, scope.unknown, hits)
+        elif REALTIME.search(question):
+            # Filed documents never state tomorrow's weather or today's news, however close a
+            # passage on 气象预报 may look.
+            answer = Answer(question, ABSTAIN, True, (), tuple(hits[: self.settings.top_k]), {}, {"realtime": True})
         else:
             answer = self._compose(question, self._evidence(question, hits, districts), hits)
         t2 = time.perf_counter()
