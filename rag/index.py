@@ -33,7 +33,7 @@ import numpy as np
 from .embed import Embedder
 from .errors import IndexMissingError, StoreError
 from .settings import Settings
-from .store import COLLECTION, BM25Store, CachedEmbedder, ChromaStore
+from .store import COLLECTION, SUBSET_MAX_VECTORS, BM25Store, CachedEmbedder, ChromaStore
 from .tokenize import get_tokenizer
 from .types import Chunk
 
@@ -134,6 +134,9 @@ def _collection_of(gen: Path, settings: Settings) -> str:
         return collection_name(settings, gen)  # half-built: the name it was being built under
 
 
+KIND_SCOPE = "kind:"
+
+
 @dataclass
 class Index:
     """A loaded, read-only generation."""
@@ -147,6 +150,7 @@ class Index:
     embedder: Embedder
     row_of: dict[str, int] = field(default_factory=dict)
     district_masks: dict[str, np.ndarray] = field(default_factory=dict)
+    kind_scopes: list[str] = field(default_factory=list)  # "kind:plan"…, usable as a district scope
     client: Any = None
     _districts: list[str] | None = None
 
@@ -217,7 +221,23 @@ class Index:
         by_row = np.array([c.district or "" for c in chunks], dtype=object)
         for d in idx.districts:
             idx.district_masks[d] = (by_row == d).astype(np.float32)
+        idx._add_kind_scopes(scope_ids)
         return idx
+
+    def _add_kind_scopes(self, scope_ids: dict[str, list[str]]) -> None:
+        """Scopes "kind:plan", "kind:regulation"… searched like districts, when the index holds
+        several kinds. Only small ones: a scope's vectors are searched exactly from memory."""
+        kind_of = {d["doc_id"]: d.get("kind") or "other" for d in self.documents}
+        if len(set(kind_of.values())) < 2:
+            return
+        by_row = np.array([kind_of.get(c.doc_id, "other") for c in self.chunks], dtype=object)
+        for kind in sorted(set(kind_of.values())):
+            mask = by_row == kind
+            if 0 < mask.sum() <= SUBSET_MAX_VECTORS:
+                key = KIND_SCOPE + kind
+                scope_ids[key] = [c.id for c, m in zip(self.chunks, mask, strict=True) if m]
+                self.district_masks[key] = mask.astype(np.float32)
+                self.kind_scopes.append(key)
 
     def close(self) -> None:
         """Release the Chroma client (the index must not be searched afterwards)."""

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from .answer import AnswerParams, Scored, score_sentences, select_evidence
 from .embed import Embedder, make_embedder
 from .errors import ScopeError
-from .index import Index
+from .index import KIND_SCOPE, Index
 from .retrieve import HybridRetriever
 from .scope import detect_scope
 from .settings import Settings
@@ -22,6 +22,8 @@ from .types import Answer, Chunk, Citation, Hit
 
 ABSTAIN = "抱歉，已收录的文件中没有找到能回答这个问题的内容。以下是最相关的段落，供人工核对。"
 CANDIDATES_FOR_ANSWER = 8
+# Words that name a kind of document (metadata `kind`, read from each title at ingest).
+KIND_NAMES = {"plan": re.compile(r"规划|纲要"), "regulation": re.compile(r"条例|实施办法|管理办法|规定|细则")}
 REALTIME = re.compile(r"明天|今天|昨天|后天|今晚|明早|此刻|现在几点|本周|下周|上周")
 
 
@@ -124,7 +126,11 @@ class Pipeline:
             )
         scope = detect_scope(question, self.districts)
         districts = [district] if district else list(scope.districts)
-        hits = self.retriever.retrieve(question, max(self.settings.top_k, CANDIDATES_FOR_ANSWER * 2), districts or None)
+        # "规划里…" asks the plans, "条例…" the regulations: the other kind would only crowd them out.
+        search_scope = districts or self._kind_scope(question)
+        hits = self.retriever.retrieve(
+            question, max(self.settings.top_k, CANDIDATES_FOR_ANSWER * 2), search_scope or None
+        )
         t1 = time.perf_counter()
         if scope.unknown and not districts:
             answer = self._refuse_unknown(question, scope.unknown, hits)
@@ -137,6 +143,11 @@ class Pipeline:
         t2 = time.perf_counter()
         timings = {"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000}
         return replace(answer, timings_ms=timings)
+
+    def _kind_scope(self, question: str) -> list[str]:
+        """The scope of the one document kind the question names, if the index can search it alone."""
+        named = [KIND_SCOPE + kind for kind, rx in KIND_NAMES.items() if rx.search(question)]
+        return named if len(named) == 1 and named[0] in self.index.kind_scopes else []
 
     def _evidence(self, question: str, hits: list[Hit], districts: list[str]) -> list[list[Scored]]:
         """Evidence per district: one group when scoped, else every district close to the best."""

@@ -102,3 +102,24 @@ def test_reload_picks_up_a_new_generation_and_releases_old_ones(tmp_path: Path, 
     assert pipe.index.client is not None and len(pipe.documents()) == 3
     hits = pipe.retriever.retrieve("推进一网通办", 3)
     assert hits and "一网通办" in hits[0].chunk.text  # the new generation's Chroma and BM25 both answer
+
+
+def test_a_question_naming_a_document_kind_searches_that_kind(tmp_path: Path, embedder: Embedder) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "plan.txt").write_text(
+        "上海市甲区数据共享“十四五”规划\n一、主要任务\n1. 推进数据共享。到2023年建成数据共享平台。\n", "utf-8"
+    )
+    (docs / "law.txt").write_text(
+        "上海市数据共享条例\n第一章 总则\n第一条 为了促进数据共享，制定本条例。\n第二条 本市建设数据共享平台。\n",
+        "utf-8",
+    )
+    settings = Settings(index_dir=tmp_path / "index", data_dir=tmp_path / "data")
+    assert ingest([docs], settings, embedder).ok
+    pipe = Pipeline(settings, embedder)
+    kinds = {d["source"]: d["kind"] for d in pipe.documents()}
+    assert kinds == {"plan.txt": "plan", "law.txt": "regulation"}
+    sources = lambda q: {h.chunk.source for h in pipe.ask(q).retrieved}  # noqa: E731
+    assert sources("规划里的数据共享平台什么时候建成？") == {"plan.txt"}
+    assert sources("条例对数据共享平台是怎么规定的？") == {"law.txt"}
+    assert sources("数据共享平台由谁建设？") == {"plan.txt", "law.txt"}
