@@ -103,7 +103,9 @@ def esc(text: object) -> str:
 
 def highlight(text: str, quote: str) -> str:
     """The passage with the supporting sentence(s) in <mark>, all of it escaped."""
-    parts = [quote] if quote and quote in text else [s.strip() for s in _SENTENCE.findall(quote or "")]
+    # A quote of sentences that are not neighbours comes in pieces separated by "……".
+    pieces = [q for q in (quote or "").split("……") if q]
+    parts = [p for q in pieces for p in ([q] if q in text else [s.strip() for s in _SENTENCE.findall(q)])]
     spans: list[tuple[int, int]] = []
     for p in parts:
         i = text.find(p) if p else -1

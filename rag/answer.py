@@ -32,7 +32,7 @@ SCAFFOLD = re.compile(
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _SENT = re.compile(r"[^。！？；!?;\n]*(?:[。！？；!?;]+[”’」』）)]*|\n|$)")
 _ORDINAL_FIRST = re.compile(r"(?:^|[：:，,])\s*(?:一是|第一[，,、])")
-_ORDINAL_NEXT = re.compile(r"\s*(?:[二三四五六七八九十]是|第[二三四五六七八九十][，,、]|此外|最后)")
+_ORDINAL_NEXT = re.compile(r"\s*(?:[二三四五六七八九十]是|第[二三四五六七八九十][，,、])")
 _ITEM_TITLE = re.compile(r"^(?:[（(]?[一二三四五六七八九十\d]+[)）]?[.．、]?)\s*\S{0,30}?[。：:]?$")
 
 DATE_Q = re.compile(
@@ -52,7 +52,7 @@ HAS_DEF = re.compile(r"是指|指的是|是.{0,12}的|即|称为|：")
 
 # A plan looks back (发展现状 › 成效回顾: what 十三五 achieved) before it looks ahead (主要任务):
 # "提出了什么要求" is answered by the second, "取得了哪些成果" by the first.
-PAST_Q = re.compile(r"十三五|取得|成效|成果|成绩|已经|累计|共计|回顾|过去")
+PAST_Q = re.compile(r"十三五|取得了|取得的|取得哪些|成效|成绩|回顾|过去")
 FUTURE_Q = re.compile(r"要求|计划|打算|准备|目标|力争|将要|要在|要实现|提出了?什么|怎么做|如何做|举措|措施")
 RETRO_SECTION = re.compile(r"发展现状|发展背景|成效回顾|主要成效|工作回顾|主要成绩|发展基础")
 
@@ -157,7 +157,7 @@ _DEF_TERM = re.compile(
 def defined_term(question: str) -> str | None:
     """ "“两区一堡”指的是什么？" → "两区一堡": the term a definition question asks about."""
     q = normalise(question)
-    m = _DEF_TERM.search(q) or re.search(r"什么(?:是|叫)[“\"]?(\w{2,20})", q)
+    m = _DEF_TERM.search(q) or re.search(r"什么(?:是|叫)[“\"]?(\w{2,20})[”\"]?[？?]?$", q)
     if not m:
         return None
     term = next(g for g in m.groups() if g)
@@ -166,12 +166,12 @@ def defined_term(question: str) -> str | None:
 
 def defines(sentence: str, term: str) -> bool:
     """The sentence is a definition of `term`: "两区一堡：…", "…两区一堡是指…", "两区一堡，即…"."""
-    return bool(re.search(re.escape(term) + r"[”\"」*]*(?:[：:]|是指|指的是|，?即|就是)", sentence))
+    return bool(re.search(re.escape(term) + r"[”\"」*]*(?:[：:]|是指|指的是|，?即(?![时将使便刻])|就是)", sentence))
 
 
 def question_kind(question: str) -> str:
     q = normalise(question)
-    if re.search(r"哪几|有哪些|包括哪", q) and not re.search(r"多少|比例", q):
+    if re.search(r"哪几(?![年天月日])|有哪些|包括哪", q) and not re.search(r"多少|比例", q):
         return "list"  # "哪几个“办”" asks for the items, not for a count
     for kind, rx in (("date", DATE_Q), ("number", NUM_Q), ("definition", DEF_Q), ("list", LIST_Q), ("who", WHO_Q)):
         if rx.search(q):
@@ -216,7 +216,8 @@ def score_sentences(
         doc_title = normalise(hit.chunk.title)
         anchors = [t for t in known if t not in doc_title][: p.anchor_terms] if kind in p.anchor_kinds else []
         retro = bool(RETRO_SECTION.search(hit.chunk.section))
-        mistimed = (future_q and not past_q and retro) or (past_q and not future_q and not retro)
+        # Only the look-ahead direction: regulations have no review sections to prefer.
+        mistimed = future_q and not past_q and retro
         for pos, sent in enumerate(split_sentences(hit.chunk.text)):
             ns = normalise(sent)
             if is_heading(ns, title):

@@ -298,8 +298,12 @@ def _old_vectors(
 ) -> dict[str, np.ndarray]:
     """Vectors of kept chunks from the current generation's collection ({} if it is gone: they
     are then re-embedded, from the embedding cache when it has them)."""
-    own = None if settings.chroma_url else chroma_client(settings, cur / "chroma")
+    own = None
     try:
+        if not settings.chroma_url:
+            if not (cur / "chroma").is_dir():
+                return {}
+            own = chroma_client(settings, cur / "chroma")
         old = ChromaStore(own or client, embedder, manifest.get("collection", COLLECTION), create=False)
         return old.vectors([c.id for c in kept])
     except Exception as e:  # noqa: BLE001 - a lost collection is recoverable by re-embedding

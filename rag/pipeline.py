@@ -23,8 +23,8 @@ from .types import Answer, Chunk, Citation, Hit
 ABSTAIN = "抱歉，已收录的文件中没有找到能回答这个问题的内容。以下是最相关的段落，供人工核对。"
 CANDIDATES_FOR_ANSWER = 8
 # Words that name a kind of document (metadata `kind`, read from each title at ingest).
-KIND_NAMES = {"plan": re.compile(r"规划|纲要"), "regulation": re.compile(r"条例|实施办法|管理办法|规定|细则")}
-REALTIME = re.compile(r"明天|今天|昨天|后天|今晚|明早|此刻|现在几点|本周|下周|上周")
+KIND_NAMES = {"plan": re.compile(r"规划|纲要"), "regulation": re.compile(r"条例|实施办法|管理办法|实施细则")}
+REALTIME = re.compile(r"明天|今天|昨天|后天|今晚|明早|此刻|现在几点|[本上下]周(?!期)")
 
 
 class Generator(Protocol):
@@ -64,9 +64,10 @@ class Pipeline:
         self.index = index
         self.retriever = HybridRetriever(index, self.settings)
         self.idf = bm25_idf(index.bm25)
-        self.by_doc: dict[str, list[Chunk]] = {}
+        by_doc: dict[str, list[Chunk]] = {}
         for c in sorted(index.chunks, key=lambda c: c.order):
-            self.by_doc.setdefault(c.doc_id, []).append(c)
+            by_doc.setdefault(c.doc_id, []).append(c)
+        self.by_doc = by_doc  # assigned whole: a concurrent ask never sees it half-filled
         # Load jieba's dictionary now, not inside the first user's request.
         detect_scope("预热", index.districts)
         self._all_names = tuple(
@@ -179,7 +180,9 @@ class Pipeline:
         """Per district, the items of a heading the question names ("哪些基本原则"), from the best hits."""
         groups: list[list[Scored]] = []
         for d in dict.fromkeys(h.chunk.district for h in hits[:3]):
-            items = section_items(question, [h for h in hits[:3] if h.chunk.district == d], self.by_doc)
+            items = section_items(
+                question, [h for h in hits[:3] if h.chunk.district == d], self.by_doc, self._all_names
+            )
             if items:
                 groups.append(items)
             if districts or len(self.districts) < 2:
@@ -199,9 +202,14 @@ class Pipeline:
             parts: list[str] = []
             for sents in by_chunk.values():
                 n = len(citations) + 1
-                quote = "".join(s.sentence for s in sents)
+                # Sentences that are not neighbours in the passage are marked apart, so that each
+                # piece of the quote is text of the passage.
+                quote = "".join(
+                    ("……" if i and s.position != sents[i - 1].position + 1 else "") + s.sentence
+                    for i, s in enumerate(sents)
+                )
                 citations.append(Citation(n, sents[0].hit.chunk, quote, max(s.score for s in sents)))
-                parts.append(f"{quote}[{n}]")
+                parts.append("".join(s.sentence for s in sents) + f"[{n}]")
             prefix = f"{group[0].hit.chunk.district}：" if len(groups) > 1 and group[0].hit.chunk.district else ""
             lines.append(prefix + "".join(parts))
         return Answer(question, "\n".join(lines), False, tuple(citations), retrieved, {})

@@ -8,13 +8,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from .answer import LIST_Q, Scored, normalise
+from .answer import Scored, normalise, query_terms, question_kind
 from .types import Chunk, Hit
 
 _NUMBERING = re.compile(r"^(?:第[一二三四五六七八九十百\d]+[章节条]|[（(]?[一二三四五六七八九十\d]+[)）]?[.．、]?)\s*")
 _LEAD = re.compile(r"^\s*[—－-]{1,2}\s*([^。；，\n]{2,40})[。；，]")
 MIN_NAME = 3  # a heading name this short ("总则") is too generic to match a question on
 MAX_ITEMS = 12
+MAX_OTHER_TERMS = 1  # question terms allowed outside the heading's name and the document's title
 
 
 def heading_name(heading: str) -> str:
@@ -27,7 +28,9 @@ def _children(prefix: tuple[str, ...], chunks: Sequence[Chunk]) -> list[tuple[st
     out: dict[str, Chunk] = {}
     for c in chunks:
         if len(c.section_path) > len(prefix) and c.section_path[: len(prefix)] == prefix:
-            out.setdefault(c.section_path[len(prefix)] + "；", c)
+            sub = c.section_path[len(prefix)]
+            if heading_name(sub):  # "第五条" names nothing: articles are not a list of items
+                out.setdefault(sub + "；", c)
     return list(out.items())
 
 
@@ -36,24 +39,32 @@ def _leads(prefix: tuple[str, ...], chunks: Sequence[Chunk]) -> list[tuple[str, 
     out: list[tuple[str, Chunk]] = []
     for c in chunks:
         if c.section_path == prefix:
-            out += [(m.group(1) + "；", c) for m in (_LEAD.match(line) for line in c.text.splitlines()) if m]
+            # The lead as written ("坚持以人民为中心。"), so that the quote is text of the passage.
+            out += [(m.group(0).lstrip("—－- "), c) for m in (_LEAD.match(line) for line in c.text.splitlines()) if m]
     return out
 
 
-def section_items(question: str, hits: Iterable[Hit], by_doc: dict[str, list[Chunk]]) -> list[Scored] | None:
+def section_items(
+    question: str, hits: Iterable[Hit], by_doc: dict[str, list[Chunk]], drop: tuple[str, ...] = ()
+) -> list[Scored] | None:
     """The items of the heading a list question names, as evidence, or None when it names none.
 
     Looks at the headings of the best hits; a heading matches when its name (without numbering)
     is in the question. Its items are its sub-headings, else the "——" leads of its paragraphs.
     """
     q = normalise(question)
-    if not LIST_Q.search(q):
+    if question_kind(question) != "list":
         return None
+    terms = query_terms(question, drop)
     for hit in hits:
         path = hit.chunk.section_path
         for depth in range(len(path)):
             name = heading_name(path[depth])
             if len(name) < MIN_NAME or name not in q:
+                continue
+            # "保障措施里对资金有哪些要求" names the heading but asks about 资金: not its item list.
+            rest = [t for t in terms if t not in name and t not in normalise(hit.chunk.title)]
+            if len(rest) > MAX_OTHER_TERMS:
                 continue
             prefix = path[: depth + 1]
             doc = by_doc.get(hit.chunk.doc_id, [])
@@ -61,7 +72,8 @@ def section_items(question: str, hits: Iterable[Hit], by_doc: dict[str, list[Chu
             if len(items) < 2:
                 continue
             return [
-                Scored(Hit(chunk, hit.score, hit.ranks), text, pos, hit.score, 1.0)
+                # Positions two apart: the items are not neighbouring sentences of the passage.
+                Scored(Hit(chunk, hit.score, hit.ranks), text, 2 * pos, hit.score, 1.0)
                 for pos, (text, chunk) in enumerate(_closed(items[:MAX_ITEMS]))
             ]
     return None
@@ -82,8 +94,8 @@ def lead_in_items(group: list[Scored], by_doc: dict[str, list[Chunk]]) -> list[S
 
 
 def _closed(items: list[tuple[str, Chunk]]) -> list[tuple[str, Chunk]]:
-    """Items are joined with "；"; the list ends with "。"."""
-    if not items:
+    """Sub-headings are joined with "；"; the list ends with "。"."""
+    if not items or not items[-1][0].endswith("；"):
         return items
     last, chunk = items[-1]
-    return [*items[:-1], (last.removesuffix("；") + "。", chunk)]
+    return [*items[:-1], (last[:-1] + "。", chunk)]

@@ -210,3 +210,8 @@ def test_render_answer_from_a_document_with_script() -> None:
     html = render_answer(obj)
     assert "<script" not in html and "<i>" not in html and "&lt;script&gt;" in html
     assert "<mark>依据句。</mark>" in html and " › " in html
+
+
+def test_highlight_marks_each_piece_of_a_quote_in_pieces() -> None:
+    html = highlight("甲句。乙句。丙句。", "甲句。……丙句。")
+    assert html == "<mark>甲句。</mark>乙句。<mark>丙句。</mark>"

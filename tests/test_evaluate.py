@@ -32,3 +32,14 @@ def test_confusion_needs_the_question_to_name_its_district() -> None:
     assert judge(named, other).confused and judge(short, other).confused
     assert not judge(unscoped, other).confused
     assert not judge(named, _answer("一业一证", ["金山区"])).confused
+
+
+def test_question_tables_do_not_overreach() -> None:
+    from rag.answer import defines, question_kind
+    from rag.pipeline import KIND_NAMES, REALTIME
+
+    assert REALTIME.search("明天会下雨吗") and not REALTIME.search("本周期内要完成多少个项目？")
+    assert question_kind("哪几年完成改造？") == "date" and question_kind("要实现哪几个“办”？") == "list"
+    assert not defines("推进一网通办，即时办结。", "一网通办") and defines("一网通办：政务服务…", "一网通办")
+    assert not KIND_NAMES["regulation"].search("电动自行车停放有什么规定？")
+    assert KIND_NAMES["regulation"].search("条例对此怎么说？") and KIND_NAMES["plan"].search("规划里怎么说？")

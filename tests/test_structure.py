@@ -98,3 +98,34 @@ def test_lead_in_ending_a_passage_is_followed_by_its_sub_headings(pipeline: Pipe
         }
         for sub in subs:
             assert sub in ans.answer
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "金山区规划的基本原则有哪些？",
+        "静安区规划里有哪些重大项目？",
+        "静安区距离政府工作法治化目标还有哪些差距？",
+        "金山区规划认为法治政府建设有哪些短板？",
+        "静安区怎样推进政务服务“一网通办”？",
+        "行政复议体制改革要在什么时候完成？",
+    ],
+)
+def test_every_quote_is_text_of_its_passage(pipeline: Pipeline, question: str) -> None:
+    """Each piece of a quote ("……" separates pieces) is in the cited passage, or is the
+    sub-heading the passage sits under."""
+    ans = pipeline.ask(question)
+    assert ans.citations, question
+    for c in ans.citations:
+        for piece in c.quote.split("……"):
+            assert piece in c.chunk.text or piece.rstrip("；。") in c.chunk.section_path, (piece, c.chunk.section)
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["金山区规划的保障措施里对资金有哪些要求？", "静安区发展目标中的主要指标分别是多少？"],
+)
+def test_a_heading_named_in_passing_is_not_a_list_question(pipeline: Pipeline, question: str) -> None:
+    ans = pipeline.ask(question)
+    items = [c for c in ans.citations if c.quote.rstrip("；。") in c.chunk.section_path]
+    assert not items, ans.answer
