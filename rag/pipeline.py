@@ -42,6 +42,49 @@ class Generator(Protocol):
     def rewrite(self, question: str, history: list[str]) -> str: ...
 
 
+class _Loaded:
+    """Everything derived from one index generation. A reload swaps in a new one as a single
+    reference, so a request never mixes two generations; the old one's Chroma client is closed
+    when the last request that took it ends."""
+
+    def __init__(self, index: Index, settings: Settings) -> None:
+        self.index = index
+        self.retriever = HybridRetriever(index, settings)
+        self.idf = bm25_idf(index.bm25)
+        self.by_doc: dict[str, list[Chunk]] = {}
+        for c in sorted(index.chunks, key=lambda c: c.order):
+            self.by_doc.setdefault(c.doc_id, []).append(c)
+        # District names are cut from questions before term matching (scope comes from metadata).
+        self.names = tuple(
+            sorted(set(index.districts) | {d[:-1] for d in index.districts if len(d) > 2}, key=len, reverse=True)
+        )
+        detect_scope("预热", index.districts)  # load jieba's dictionary now, not in a user's request
+        self._lock = threading.Lock()
+        self._users = 0
+        self._retired = False
+
+    def acquire(self) -> bool:
+        with self._lock:
+            if self._retired:
+                return False
+            self._users += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            done = self._retired and self._users == 0
+        if done:
+            self.index.close()
+
+    def retire(self) -> None:
+        with self._lock:
+            self._retired = True
+            done = self._users == 0
+        if done:
+            self.index.close()
+
+
 class Pipeline:
     """A loaded index and embedder; thread-safe for concurrent `ask` calls."""
 
@@ -57,38 +100,45 @@ class Pipeline:
         self.embedder = embedder or make_embedder(settings)
         self.params = params or AnswerParams()
         self._lock = threading.Lock()
-        self._retired: Index | None = None
         self._load(Index.open(settings, self.embedder))
 
     def _load(self, index: Index) -> None:
-        self.index = index
-        self.retriever = HybridRetriever(index, self.settings)
-        self.idf = bm25_idf(index.bm25)
-        by_doc: dict[str, list[Chunk]] = {}
-        for c in sorted(index.chunks, key=lambda c: c.order):
-            by_doc.setdefault(c.doc_id, []).append(c)
-        self.by_doc = by_doc  # assigned whole: a concurrent ask never sees it half-filled
-        # Load jieba's dictionary now, not inside the first user's request.
-        detect_scope("预热", index.districts)
-        self._all_names = tuple(
-            sorted(set(index.districts) | {d[:-1] for d in index.districts if len(d) > 2}, key=len, reverse=True)
-        )
+        self._st = _Loaded(index, self.settings)
+
+    # The current generation's parts, for callers and tools; a request reads them from one snapshot.
+    @property
+    def index(self) -> Index:
+        return self._st.index
+
+    @property
+    def retriever(self) -> HybridRetriever:
+        return self._st.retriever
+
+    @property
+    def idf(self) -> dict[str, float]:
+        return self._st.idf
+
+    @property
+    def by_doc(self) -> dict[str, list[Chunk]]:
+        return self._st.by_doc
 
     def reload_if_changed(self) -> bool:
         """Pick up a newly swapped-in generation (after an ingest); queries keep the old one until then."""
-        if self.index.is_current():
+        if self._st.index.is_current():
             return False
         with self._lock:
-            if not self.index.is_current():
-                old = self.index
-                self._load(Index.open(self.settings, self.embedder))
-                # Requests still in flight may be reading `old`; the one retired by the previous
-                # reload has had a whole ingest's time to finish, so its Chroma client is released now.
-                if self._retired is not None:
-                    self._retired.close()
-                self._retired = old
+            if not self._st.index.is_current():
+                old = self._st
+                self._st = _Loaded(Index.open(self.settings, self.embedder), self.settings)
+                old.retire()  # its Chroma client closes when its last in-flight request ends
                 return True
         return False
+
+    def _acquire(self) -> _Loaded:
+        while True:
+            st = self._st
+            if st.acquire():
+                return st
 
     @property
     def districts(self) -> list[str]:
@@ -118,50 +168,58 @@ class Pipeline:
         yield from self.generator.refine_stream(question, extractive)
 
     def ask_extractive(self, question: str, district: str | None = None) -> Answer:
+        st = self._acquire()
+        try:
+            return self._ask(st, question, district)
+        finally:
+            st.release()
+
+    def _ask(self, st: _Loaded, question: str, district: str | None) -> Answer:
         t0 = time.perf_counter()
         question = question.strip()
-        if district and district not in self.districts:
+        held = st.index.districts
+        if district and district not in held:
             raise ScopeError(
-                f"知识库中没有{district}的文件；可选：{'、'.join(self.districts)} "
-                f"(no documents for {district}; the index holds: {', '.join(self.districts)})"
+                f"知识库中没有{district}的文件；可选：{'、'.join(held)} "
+                f"(no documents for {district}; the index holds: {', '.join(held)})"
             )
-        scope = detect_scope(question, self.districts)
+        scope = detect_scope(question, held)
         districts = [district] if district else list(scope.districts)
         # "规划里…" asks the plans, "条例…" the regulations: the other kind would only crowd them out.
-        search_scope = districts or self._kind_scope(question)
-        hits = self.retriever.retrieve(
+        search_scope = districts or self._kind_scope(st, question)
+        hits = st.retriever.retrieve(
             question, max(self.settings.top_k, CANDIDATES_FOR_ANSWER * 2), search_scope or None
         )
         t1 = time.perf_counter()
         if scope.unknown and not districts:
-            answer = self._refuse_unknown(question, scope.unknown, hits)
+            answer = self._refuse_unknown(question, scope.unknown, hits, held)
         elif REALTIME.search(question):
             # Filed documents never state tomorrow's weather or today's news, however close a
             # passage on 气象预报 may look.
             answer = Answer(question, ABSTAIN, True, (), tuple(hits[: self.settings.top_k]), {}, {"realtime": True})
         else:
-            answer = self._compose(question, self._evidence(question, hits, districts), hits)
+            answer = self._compose(question, self._evidence(st, question, hits, districts), hits)
         t2 = time.perf_counter()
         timings = {"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000}
         return replace(answer, timings_ms=timings)
 
-    def _kind_scope(self, question: str) -> list[str]:
+    def _kind_scope(self, st: _Loaded, question: str) -> list[str]:
         """The scope of the one document kind the question names, if the index can search it alone."""
         named = [KIND_SCOPE + kind for kind, rx in KIND_NAMES.items() if rx.search(question)]
-        return named if len(named) == 1 and named[0] in self.index.kind_scopes else []
+        return named if len(named) == 1 and named[0] in st.index.kind_scopes else []
 
-    def _evidence(self, question: str, hits: list[Hit], districts: list[str]) -> list[list[Scored]]:
+    def _evidence(self, st: _Loaded, question: str, hits: list[Hit], districts: list[str]) -> list[list[Scored]]:
         """Evidence per district: one group when scoped, else every district close to the best."""
         p = self.params
         top = hits[:CANDIDATES_FOR_ANSWER]
-        structural = self._structural(question, top, districts)
+        structural = self._structural(st, question, top, districts)
         if structural:
             return structural
-        scored = score_sentences(question, top, self.idf, self._all_names, p)
+        scored = score_sentences(question, top, st.idf, st.names, p)
         if not scored or scored[0].score < self.settings.refusal_threshold or scored[0].coverage < p.min_coverage:
             return []
-        if districts or len(self.districts) < 2:
-            return [lead_in_items(select_evidence(scored, p), self.by_doc)]
+        if districts or len(st.index.districts) < 2:
+            return [lead_in_items(select_evidence(scored, p), st.by_doc)]
         best = scored[0].score
         groups: list[list[Scored]] = []
         seen: set[str | None] = set()
@@ -172,20 +230,18 @@ class Pipeline:
             seen.add(d)
             if s.score >= max(self.settings.refusal_threshold, p.district_ratio * best):
                 groups.append(
-                    lead_in_items(select_evidence([x for x in scored if x.hit.chunk.district == d], p), self.by_doc)
+                    lead_in_items(select_evidence([x for x in scored if x.hit.chunk.district == d], p), st.by_doc)
                 )
         return groups
 
-    def _structural(self, question: str, hits: list[Hit], districts: list[str]) -> list[list[Scored]]:
+    def _structural(self, st: _Loaded, question: str, hits: list[Hit], districts: list[str]) -> list[list[Scored]]:
         """Per district, the items of a heading the question names ("哪些基本原则"), from the best hits."""
         groups: list[list[Scored]] = []
         for d in dict.fromkeys(h.chunk.district for h in hits[:3]):
-            items = section_items(
-                question, [h for h in hits[:3] if h.chunk.district == d], self.by_doc, self._all_names
-            )
+            items = section_items(question, [h for h in hits[:3] if h.chunk.district == d], st.by_doc, st.names)
             if items:
                 groups.append(items)
-            if districts or len(self.districts) < 2:
+            if districts or len(st.index.districts) < 2:
                 break
         return groups
 
@@ -214,8 +270,8 @@ class Pipeline:
             lines.append(prefix + "".join(parts))
         return Answer(question, "\n".join(lines), False, tuple(citations), retrieved, {})
 
-    def _refuse_unknown(self, question: str, unknown: tuple[str, ...], hits: list[Hit]) -> Answer:
-        held = "、".join(self.districts) or "（无）"
+    def _refuse_unknown(self, question: str, unknown: tuple[str, ...], hits: list[Hit], districts: list[str]) -> Answer:
+        held = "、".join(districts) or "（无）"
         text = f"抱歉，知识库中没有{'、'.join(unknown)}的文件，无法回答。目前收录的地区有：{held}。以下是最相关的段落，供人工核对。"
         return Answer(
             question, text, True, (), tuple(hits[: self.settings.top_k]), {}, {"unknown_districts": list(unknown)}

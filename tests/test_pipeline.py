@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,40 @@ def test_a_question_naming_a_document_kind_searches_that_kind(tmp_path: Path, em
     assert sources("规划里的数据共享平台什么时候建成？") == {"plan.txt"}
     assert sources("条例对数据共享平台是怎么规定的？") == {"law.txt"}
     assert sources("数据共享平台由谁建设？") == {"plan.txt", "law.txt"}
+
+
+def test_asks_during_reloads_each_see_one_whole_generation(tmp_path: Path, embedder: Embedder) -> None:
+    """Help-desk traffic keeps flowing while admins ingest: no request fails or reads a closed store."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text(
+        "上海市甲区数字政府建设规划\n一、主要任务\n1. 推进一网通办，2023年底前完成平台建设。\n", "utf-8"
+    )
+    settings = Settings(index_dir=tmp_path / "index", data_dir=tmp_path / "data")
+    assert ingest([docs], settings, embedder).ok
+    pipe = Pipeline(settings, embedder)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def asker() -> None:
+        while not stop.is_set():
+            try:
+                assert pipe.ask("甲区如何推进一网通办？").retrieved
+            except BaseException as e:  # noqa: BLE001 - collected and re-raised below
+                errors.append(e)
+                return
+
+    threads = [threading.Thread(target=asker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for name in ("b", "c", "d"):
+            (docs / f"{name}.txt").write_text(f"上海市{name}区规划\n一、主要任务\n1. 推进一网通办。\n", "utf-8")
+            assert ingest([docs], settings, embedder).ok
+            assert pipe.reload_if_changed()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    assert not errors, errors[0]
+    assert len(pipe.documents()) == 4
