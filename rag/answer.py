@@ -86,6 +86,7 @@ class AnswerParams:
     w_tri: float = 0.15  # question trigrams found in the sentence: rewards contiguous phrases
     type_bonus: float = 0.08
     def_bonus: float = 0.3  # "X：…" / "X是指…" for a question asking what X is
+    title_credit: float = 0.85  # sentence + its item title, discounted, when that covers more
     tense_penalty: float = 0.2  # a look-back sentence for a look-ahead question, or the reverse
     type_penalty: float = 0.75  # asks for a date/figure the sentence lacks
     extra_ratio: float = 0.85  # further sentences kept when this close to the best
@@ -223,6 +224,9 @@ def score_sentences(
             if is_heading(ns, title):
                 continue
             cov = _coverage(terms, ns, idf, unseen)
+            if p.title_credit:
+                # The item title says what its sentences are about ("1. 建设政务服务平台。2023年底前完成。").
+                cov = max(cov, p.title_credit * _coverage(terms, title + ns, idf, unseen))
             tri_cov = sum(1 for t in tri if t in ns) / len(tri) if tri else cov
             score = p.w_sent * cov + p.w_chunk * chunk_cov + p.w_retr * hit.score + p.w_tri * tri_cov
             if kind == "date":
