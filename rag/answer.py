@@ -262,17 +262,17 @@ def select_evidence(scored: list[Scored], p: AnswerParams) -> list[Scored]:
         if s.hit.chunk.id == best.hit.chunk.id and s.score >= p.extra_ratio * best.score and s.coverage > 0
     ]
     picked = sorted([best, *same[: p.max_sentences - 1]], key=lambda s: s.position)
-    if _ORDINAL_FIRST.search(picked[-1].sentence):
+    # Sentences after the last pick, in its passage and in reading order.
+    last = picked[-1]
+    after = sorted(
+        (s for s in scored if s.hit.chunk.id == last.hit.chunk.id and s.position > last.position),
+        key=lambda s: s.position,
+    )
+    if _ORDINAL_FIRST.search(last.sentence):
         # "差距：一是政府职能转变亟需加快。（详述）二是…" — the enumeration's heads are the answer,
         # not its first item; the sentences elaborating each head stay in the cited passage.
-        chunk_id, last = picked[-1].hit.chunk.id, picked[-1].position
-        rest = sorted((s for s in scored if s.hit.chunk.id == chunk_id and s.position > last), key=lambda s: s.position)
-        picked += [s for s in rest if _ORDINAL_NEXT.match(s.sentence)][:9]
-    elif picked[-1].sentence.endswith(("：", ":")):
+        picked += [s for s in after if _ORDINAL_NEXT.match(s.sentence)][:9]
+    elif last.sentence.endswith(("：", ":")):
         # A lead-in ("具体体现在：") announces what follows: the answer is the list after it.
-        chunk_id, last = picked[-1].hit.chunk.id, picked[-1].position
-        following = sorted(
-            (s for s in scored if s.hit.chunk.id == chunk_id and s.position > last), key=lambda s: s.position
-        )
-        picked += following[: p.max_sentences + 2]
+        picked += after[: p.max_sentences + 2]
     return picked

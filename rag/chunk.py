@@ -79,6 +79,15 @@ def classify(paragraph: str, in_article: bool = False) -> Heading | None:
     return None
 
 
+def strip_marker(label: str) -> str:
+    """A path label without its heading marker: "（二）基本原则" → "基本原则", "第五条" → ""."""
+    for _rank, pattern, _pure, _enum in _HEADINGS:
+        m = pattern.match(label + " ")  # an article's label is its bare marker ("第五条")
+        if m:
+            return label[m.end() :].strip()
+    return label.strip()
+
+
 def _label(paragraph: str, marker_end: int, pure: bool) -> str:
     """The heading part of a paragraph: all of a pure heading, else up to the first 。/："""
     rest = paragraph[marker_end:]

@@ -9,9 +9,9 @@ import re
 from collections.abc import Iterable, Sequence
 
 from .answer import Scored, normalise, query_terms, question_kind
+from .chunk import strip_marker
 from .types import Chunk, Hit
 
-_NUMBERING = re.compile(r"^(?:第[一二三四五六七八九十百\d]+[章节条]|[（(]?[一二三四五六七八九十\d]+[)）]?[.．、]?)\s*")
 _LEAD = re.compile(r"^\s*[—－-]{1,2}\s*([^。；，\n]{2,40})[。；，]")
 MIN_NAME = 3  # a heading name this short ("总则") is too generic to match a question on
 MAX_ITEMS = 12
@@ -20,7 +20,7 @@ MAX_OTHER_TERMS = 1  # question terms allowed outside the heading's name and the
 
 def heading_name(heading: str) -> str:
     """ "（二）基本原则" → "基本原则"; "四、重大项目" → "重大项目"."""
-    return normalise(_NUMBERING.sub("", heading)).rstrip("。：:")
+    return normalise(strip_marker(heading)).rstrip("。：:")
 
 
 def _children(prefix: tuple[str, ...], chunks: Sequence[Chunk]) -> list[tuple[str, Chunk]]:

@@ -84,15 +84,23 @@ def test_stream_ends_with_the_answer(pipeline: Pipeline) -> None:
     assert "".join(p for p in parts[:-1] if isinstance(p, str)) == final.answer
 
 
-def test_reload_picks_up_a_new_generation_and_releases_old_ones(tmp_path: Path, embedder: Embedder) -> None:
+def _small(tmp_path: Path, embedder: Embedder, files: dict[str, str]) -> tuple[Path, Settings, Pipeline]:
+    """A fresh index over a few small files in tmp_path/docs: (docs dir, settings, pipeline)."""
     docs = tmp_path / "docs"
     docs.mkdir()
-    (docs / "a.txt").write_text(
-        "上海市甲区数字政府建设规划\n一、主要任务\n1. 建设政务服务平台。2023年底前完成。\n", "utf-8"
-    )
+    for name, text in files.items():
+        (docs / name).write_text(text, "utf-8")
     settings = Settings(index_dir=tmp_path / "index", data_dir=tmp_path / "data")
     assert ingest([docs], settings, embedder).ok
-    pipe = Pipeline(settings, embedder)
+    return docs, settings, Pipeline(settings, embedder)
+
+
+def test_reload_picks_up_a_new_generation_and_releases_old_ones(tmp_path: Path, embedder: Embedder) -> None:
+    docs, settings, pipe = _small(
+        tmp_path,
+        embedder,
+        {"a.txt": "上海市甲区数字政府建设规划\n一、主要任务\n1. 建设政务服务平台。2023年底前完成。\n"},
+    )
     assert not pipe.reload_if_changed()
     first = pipe.index
     for name in ("b", "c"):
@@ -106,18 +114,14 @@ def test_reload_picks_up_a_new_generation_and_releases_old_ones(tmp_path: Path, 
 
 
 def test_a_question_naming_a_document_kind_searches_that_kind(tmp_path: Path, embedder: Embedder) -> None:
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "plan.txt").write_text(
-        "上海市甲区数据共享“十四五”规划\n一、主要任务\n1. 推进数据共享。到2023年建成数据共享平台。\n", "utf-8"
+    _, _, pipe = _small(
+        tmp_path,
+        embedder,
+        {
+            "plan.txt": "上海市甲区数据共享“十四五”规划\n一、主要任务\n1. 推进数据共享。到2023年建成数据共享平台。\n",
+            "law.txt": "上海市数据共享条例\n第一章 总则\n第一条 为了促进数据共享，制定本条例。\n第二条 本市建设数据共享平台。\n",
+        },
     )
-    (docs / "law.txt").write_text(
-        "上海市数据共享条例\n第一章 总则\n第一条 为了促进数据共享，制定本条例。\n第二条 本市建设数据共享平台。\n",
-        "utf-8",
-    )
-    settings = Settings(index_dir=tmp_path / "index", data_dir=tmp_path / "data")
-    assert ingest([docs], settings, embedder).ok
-    pipe = Pipeline(settings, embedder)
     kinds = {d["source"]: d["kind"] for d in pipe.documents()}
     assert kinds == {"plan.txt": "plan", "law.txt": "regulation"}
     sources = lambda q: {h.chunk.source for h in pipe.ask(q).retrieved}  # noqa: E731
@@ -128,14 +132,11 @@ def test_a_question_naming_a_document_kind_searches_that_kind(tmp_path: Path, em
 
 def test_asks_during_reloads_each_see_one_whole_generation(tmp_path: Path, embedder: Embedder) -> None:
     """Help-desk traffic keeps flowing while admins ingest: no request fails or reads a closed store."""
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "a.txt").write_text(
-        "上海市甲区数字政府建设规划\n一、主要任务\n1. 推进一网通办，2023年底前完成平台建设。\n", "utf-8"
+    docs, settings, pipe = _small(
+        tmp_path,
+        embedder,
+        {"a.txt": "上海市甲区数字政府建设规划\n一、主要任务\n1. 推进一网通办，2023年底前完成平台建设。\n"},
     )
-    settings = Settings(index_dir=tmp_path / "index", data_dir=tmp_path / "data")
-    assert ingest([docs], settings, embedder).ok
-    pipe = Pipeline(settings, embedder)
     errors: list[BaseException] = []
     stop = threading.Event()
 
