@@ -25,6 +25,7 @@ STOP_WORDS = frozenset(_STOP.split())
 # The same scaffolding as phrases, cut out before segmentation: jieba glues "哪几个", "什么样",
 # "在哪些方面" into words the index has never seen, and an unseen term weighs as the rarest.
 SCAFFOLD = re.compile(
+    r"从长远(?:来)?看|长远来看|总的来说|总体(?:上|来)看|处[在于]什么(?:样的)?(?:位置|水平)|给自己|自己|"
     r"(?:什么|啥)时候|什么样的?|什么|哪几[个项对种类条点方面]*|哪些方面|哪些|哪个|哪种|哪一[年个项种天]?|哪年|哪里|哪儿|哪天|"
     r"第几[个次]?|几[个项对种条次家名点]|多少|大约|大概|左右|是不是|会不会|能不能|有没有|可不可以|怎么样|怎么|"
     r"怎样|如何|为什么|啥|咋|请问|打算|准备|希望|想要|有何|何种|何时|具体|分别|各种|那边|这边|这块|一下"
@@ -41,13 +42,25 @@ DATE_Q = re.compile(
 NUM_Q = re.compile(r"多少|几个|几项|几家|几次|比例|百分|数量|比率|率是|达到了?多|占比|多大|排名|第几|几成")
 LIST_Q = re.compile(r"哪些|包括|有哪|包含|分别|几个方面|哪几")
 DEF_Q = re.compile(r"是什么|指什么|什么是|含义|定义|意思|是指|何谓|解释")
-WHO_Q = re.compile(r"谁|哪个部门|哪些部门|哪个单位|哪个机构|由谁|牵头|负责|发文|印发|机关")
+WHO_Q = re.compile(r"谁|哪个部门|哪些部门|哪个单位|哪个机构|由谁|牵头|负责(?!人)|发文|印发|机关")
 HAS_DATE = re.compile(r"\d{4}\s*年|年底|年前|年内|月底|\d+月|每年|“十四五”期间|期间")
 HAS_NUM = re.compile(r"\d|百分之|[一二三四五六七八九十百千万两]+(?:个|项|家|次|件|名|级|类|成)")
 HAS_DIGIT = re.compile(r"\d|百分之")
 HOW_MANY_Q = re.compile(r"多少|比例|百分|比率|占比")  # wants a figure, not "三项制度"
 HAS_LIST = re.compile(r"、|；|：|包括|分别")
 HAS_DEF = re.compile(r"是指|指的是|是.{0,12}的|即|称为|：")
+_YEAR = re.compile(r"(?:19|20)\d\d\s*年")
+# "排名里处在什么位置", "第几个五年" ask for a rank or an ordinal, which plans write in words.
+RANK_Q = re.compile(r"排名|名次|位次|什么位置|什么水平")
+HAS_RANK = re.compile(r"之一|前列|第[一二三四五六七八九十\d]|最[好高优佳强]|领先|一流|首位|标杆|位居")
+ORDINAL_Q = re.compile(r"第几")
+HAS_ORDINAL = re.compile(r"第[一二三四五六七八九十\d]|“[一二三四五六七八九十]+五”")
+# A run of short items joined by 、 ("马上办、网上办、就近办"): what a list question wants.
+_ENUM = re.compile(r"(?:[\u3400-\u9fff]{1,8}、)+[\u3400-\u9fff]{1,8}")
+# "哪几个“办”" asks for the items that share a quoted mark.
+_MARK_Q = re.compile(r"[“\"「]([\u3400-\u9fff]{1,2})[”\"」]")
+# "什么性质的部门", "哪种调解": the noun the answer is an instance of.
+_HEAD_Q = re.compile(r"(?:什么|哪种|哪类|哪一种|何种)(?!时候|时间|意思)(?:样|性质|类型|层次|级别)?的?([\u3400-\u9fff]+)")
 
 
 # A plan looks back (发展现状 › 成效回顾: what 十三五 achieved) before it looks ahead (主要任务):
@@ -96,6 +109,8 @@ class AnswerParams:
     anchor_terms: int = 1  # the question's rarest known terms: a figure or date must come with them
     anchor_penalty: float = 0.5
     anchor_kinds: tuple[str, ...] = ("date", "number")
+    mark_bonus: float = 0.3  # "哪几个“办”": items that share the quoted mark
+    head_bonus: float = 0.05  # "什么性质的部门": the sentence names the asked noun
 
 
 @dataclass(frozen=True)
@@ -170,6 +185,20 @@ def defines(sentence: str, term: str) -> bool:
     return bool(re.search(re.escape(term) + r"[”\"」*]*(?:[：:]|是指|指的是|，?即(?![时将使便刻])|就是)", sentence))
 
 
+def enumeration(sentence: str, mark: str) -> int:
+    """The most 、-joined short items holding `mark` in one run of the sentence."""
+    return max((sum(1 for i in run.split("、") if mark in i) for run in _ENUM.findall(sentence)), default=0)
+
+
+def head_noun(question: str) -> str | None:
+    """ "把司法所建成什么性质的部门" → "部门": the noun an answer names an instance of."""
+    m = _HEAD_Q.search(normalise(question))
+    if not m:
+        return None
+    phrase = re.split(r"[被要会在是将把为的了吗呢]", m.group(1))[0]
+    return phrase[-2:] if 2 <= len(phrase) <= 8 else None
+
+
 def question_kind(question: str) -> str:
     q = normalise(question)
     if re.search(r"哪几(?![年天月日])|有哪些|包括哪", q) and not re.search(r"多少|比例", q):
@@ -202,6 +231,9 @@ def score_sentences(
     unit = required_unit(question)
     term = defined_term(question) if kind == "definition" else None
     past_q, future_q = bool(PAST_Q.search(nq)), bool(FUTURE_Q.search(nq))
+    rank_q, ordinal_q = bool(RANK_Q.search(nq)), bool(ORDINAL_Q.search(nq))
+    marks = _MARK_Q.findall(nq) if kind == "list" else []
+    head = head_noun(question)
     # Anchors are topic words: 年底/期限/比例 are the asked attribute itself, whatever their IDF.
     known = sorted(
         (t for t in terms if t in idf and not (DATE_Q.search(t) or NUM_Q.search(t) or HAS_DATE.search(t))),
@@ -233,13 +265,23 @@ def score_sentences(
                 score += p.type_bonus if HAS_DATE.search(ns) else -p.type_penalty
             elif kind == "number":
                 rx = HAS_DIGIT if HOW_MANY_Q.search(nq) else HAS_NUM
-                ok = has_quantity(ns, unit) if unit else bool(rx.search(ns))
+                # "到2025年" dates the figure; it is not the figure.
+                figures = _YEAR.sub("", ns)
+                ok = has_quantity(figures, unit) if unit else bool(rx.search(figures))
+                ok = ok or (rank_q and bool(HAS_RANK.search(ns))) or (ordinal_q and bool(HAS_ORDINAL.search(ns)))
                 score += p.type_bonus if ok else -p.type_penalty
             if mistimed:
                 score -= p.tense_penalty
             if any(a not in ns and a not in header for a in anchors):
                 # "哪一年完成证明事项清理" next to "2022年底前完成执法证件换发": a date, but not of this.
                 score -= p.anchor_penalty
+            if head and head in ns:
+                score += p.head_bonus
+            if kind == "list":
+                if any(enumeration(ns, m) >= 3 for m in marks):
+                    # The quoted mark is the question's own key: its items answer it, whatever else matches.
+                    score += p.mark_bonus
+                    cov = max(cov, p.min_coverage)
             if kind == "list" and HAS_LIST.search(ns):
                 score += p.type_bonus
             elif kind == "definition" and term and defines(ns, term):

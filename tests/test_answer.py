@@ -1,0 +1,45 @@
+"""Sentence scoring: what a question's form asks for (a rank, the items of a quoted mark, a
+figure that is not a year) decides between sentences that cover its words alike."""
+
+from __future__ import annotations
+
+from rag.answer import AnswerParams, head_noun, score_sentences
+from rag.types import Chunk, Hit
+
+
+def _scores(question: str, *sentences: str, p: AnswerParams | None = None) -> dict[str, float]:
+    chunk = Chunk("c", "d", "".join(sentences), ("三、主要任务", "1. 某项工作"), 0, "某区规划", "某区")
+    scored = score_sentences(question, [Hit(chunk, 1.0)], {}, (), p or AnswerParams())
+    return {s.sentence: s.score for s in scored}
+
+
+def test_items_sharing_the_quoted_mark_answer_which_ones() -> None:
+    q = "推进审批服务要实现哪几个“办”？"
+    covers, items = "推进审批服务，推动事项当场办结、按时办结。", "推进审批“马上办、网上办、就近办”。"
+    s = _scores(q, covers, items)
+    assert s[items] > s[covers]
+    plain = _scores(q, covers, items, p=AnswerParams(mark_bonus=0.0))
+    assert plain[items] < plain[covers]  # the words alone favour the other sentence
+
+
+def test_a_rank_question_is_answered_by_a_rank_in_words() -> None:
+    s = _scores("法治环境在全市排名处在什么位置？", "全市法治环境建设取得成效。", "成为法治环境最好地区之一。")
+    assert s["成为法治环境最好地区之一。"] > s["全市法治环境建设取得成效。"]
+
+
+def test_an_ordinal_question_accepts_the_five_year_plan_number() -> None:
+    s = _scores("要开展第几个五年的普法宣传？", "深入开展普法宣传工作。", "深入开展“八五”普法宣传。")
+    assert s["深入开展“八五”普法宣传。"] > s["深入开展普法宣传工作。"]
+
+
+def test_a_year_is_not_the_figure_asked_for() -> None:
+    q = "政务服务好评率的目标值是多少？"
+    s = _scores(q, "到2025年，政务服务好评率明显提升。", "政务服务好评率明显提升。")
+    assert s["到2025年，政务服务好评率明显提升。"] <= s["政务服务好评率明显提升。"]
+
+
+def test_head_noun_of_what_questions() -> None:
+    assert head_noun("金山准备把司法所建成什么性质的部门？") == "部门"
+    assert head_noun("想拿一个什么样的全国性称号？") == "称号"
+    assert head_noun("化解矛盾纠纷时哪种调解被当作第一道防线？") == "调解"
+    assert head_noun("什么时候完成？") is None and head_noun("是什么意思？") is None
