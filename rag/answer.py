@@ -60,7 +60,9 @@ _ENUM = re.compile(r"(?:[\u3400-\u9fff]{1,8}、)+[\u3400-\u9fff]{1,8}")
 # "哪几个“办”" asks for the items that share a quoted mark.
 _MARK_Q = re.compile(r"[“\"「]([\u3400-\u9fff]{1,2})[”\"」]")
 # "什么性质的部门", "哪种调解": the noun the answer is an instance of.
-_HEAD_Q = re.compile(r"(?:什么|哪种|哪类|哪一种|何种)(?!时候|时间|意思)(?:样|性质|类型|层次|级别)?的?([\u3400-\u9fff]+)")
+_HEAD_Q = re.compile(
+    r"(?:什么|哪种|哪类|哪一种|何种)(?!时候|时间|意思)(?:样|性质|类型|层次|级别)?的?([\u3400-\u9fff]+)"
+)
 
 
 # A plan looks back (发展现状 › 成效回顾: what 十三五 achieved) before it looks ahead (主要任务):
