@@ -235,6 +235,8 @@ def score_sentences(
     past_q, future_q = bool(PAST_Q.search(nq)), bool(FUTURE_Q.search(nq))
     rank_q, ordinal_q = bool(RANK_Q.search(nq)), bool(ORDINAL_Q.search(nq))
     marks = _MARK_Q.findall(nq) if kind == "list" else []
+    if kind == "list" and "几对" in nq:
+        marks.append("与")  # pairs: "执法与服务结合、惩罚与教育互济"
     head = head_noun(question)
     # Anchors are topic words: 年底/期限/比例 are the asked attribute itself, whatever their IDF.
     known = sorted(

@@ -43,3 +43,11 @@ def test_head_noun_of_what_questions() -> None:
     assert head_noun("想拿一个什么样的全国性称号？") == "称号"
     assert head_noun("化解矛盾纠纷时哪种调解被当作第一道防线？") == "调解"
     assert head_noun("什么时候完成？") is None and head_noun("是什么意思？") is None
+
+
+def test_which_pairs_are_answered_by_x_and_y_items() -> None:
+    q = "在行政执法上要把握哪几对关系？"
+    pairs, other = "坚持执法与服务结合、惩罚与教育互济、打击与保护并重。", "行政执法关系进一步理顺，执法水平提升。"
+    assert _scores(q, pairs, other)[pairs] > _scores(q, pairs, other)[other]
+    plain = _scores(q, pairs, other, p=AnswerParams(mark_bonus=0.0))
+    assert plain[pairs] < plain[other]
