@@ -38,7 +38,7 @@ typecheck: $(STAMP)
 check: lint typecheck test
 
 eval: $(STAMP) $(INDEX)/current
-	$(BIN)/rag eval eval/qa.jsonl eval/qa_holdout.jsonl --index $(INDEX) --report eval/report.md
+	$(BIN)/rag eval eval/qa.jsonl eval/qa_holdout.jsonl eval/qa_blind.jsonl --index $(INDEX) --report eval/report.md
 
 eval-cmrc: $(STAMP)
 	$(BIN)/python eval/cmrc.py

@@ -281,11 +281,10 @@ def score_sentences(
                 score -= p.anchor_penalty
             if head and head in ns:
                 score += p.head_bonus
-            if kind == "list":
-                if any(enumeration(ns, m) >= 3 for m in marks):
-                    # The quoted mark is the question's own key: its items answer it, whatever else matches.
-                    score += p.mark_bonus
-                    cov = max(cov, p.min_coverage)
+            if marks and any(enumeration(ns, m) >= 3 for m in marks):
+                # The quoted mark is the question's own key: its items answer it, whatever else matches.
+                score += p.mark_bonus
+                cov = max(cov, p.min_coverage)
             if kind == "list" and HAS_LIST.search(ns):
                 score += p.type_bonus
             elif kind == "definition" and term and defines(ns, term):
