@@ -7,7 +7,7 @@
     │   └── IndexMissingError  no index yet at the given directory: run `rag ingest` first
     └── BackendError         something we depend on failed; retrying or an operator may help
         ├── StoreError       Chroma or the BM25 files could not be read or written
-        ├── EmbedderError    the embedding model could not be loaded or run
+        ├── EmbedderError    the embedding or reranking model could not be loaded or run
         └── GeneratorError   the LLM endpoint failed, timed out or answered garbage
 
 Messages carry both languages because the users are Chinese civil servants and the operators

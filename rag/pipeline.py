@@ -13,6 +13,7 @@ from .answer import AnswerParams, Scored, score_sentences, select_evidence
 from .embed import Embedder, make_embedder
 from .errors import ScopeError
 from .index import KIND_SCOPE, Index
+from .rerank import Reranker, make_reranker
 from .retrieve import HybridRetriever
 from .scope import detect_scope
 from .settings import Settings
@@ -94,10 +95,12 @@ class Pipeline:
         embedder: Embedder | None = None,
         params: AnswerParams | None = None,
         generator: Generator | None = None,
+        reranker: Reranker | None = None,
     ) -> None:
         self.settings = settings
         self.generator = generator
         self.embedder = embedder or make_embedder(settings)
+        self.reranker = reranker or make_reranker(settings)
         self.params = params or AnswerParams()
         self._lock = threading.Lock()
         self._load(Index.open(settings, self.embedder))
@@ -215,7 +218,7 @@ class Pipeline:
         structural = self._structural(st, question, top, districts)
         if structural:
             return structural
-        scored = score_sentences(question, top, st.idf, st.names, p)
+        scored = self._rerank(question, score_sentences(question, top, st.idf, st.names, p))
         if not scored or scored[0].score < self.settings.refusal_threshold or scored[0].coverage < p.min_coverage:
             return []
         if districts or len(st.index.districts) < 2:
@@ -233,6 +236,21 @@ class Pipeline:
                     lead_in_items(select_evidence([x for x in scored if x.hit.chunk.district == d], p), st.by_doc)
                 )
         return groups
+
+    def _rerank(self, question: str, scored: list[Scored]) -> list[Scored]:
+        """Blend a configured reranker into the best lexical candidates. A sentence it judges an
+        answer rises by up to weight/2 and one it judges off-topic falls as much, so the refusal
+        threshold hears it too."""
+        if self.reranker is None or not scored:
+            return scored
+        head = scored[: self.settings.rerank_top]
+        texts = [
+            f"{s.hit.chunk.section_path[-1] if s.hit.chunk.section_path else ''} {s.sentence}".strip() for s in head
+        ]
+        judged = self.reranker.score(question, texts)
+        w = self.settings.rerank_weight
+        head = [replace(s, score=s.score + w * (float(j) - 0.5)) for s, j in zip(head, judged, strict=True)]
+        return sorted(head + scored[len(head) :], key=lambda s: -s.score)
 
     def _structural(self, st: _Loaded, question: str, hits: list[Hit], districts: list[str]) -> list[list[Scored]]:
         """Per district, the items of a heading the question names ("哪些基本原则"), from the best hits."""

