@@ -49,19 +49,26 @@ HAS_DIGIT = re.compile(r"\d|百分之")
 HOW_MANY_Q = re.compile(r"多少|比例|百分|比率|占比")  # wants a figure, not "三项制度"
 HAS_LIST = re.compile(r"、|；|：|包括|分别")
 HAS_DEF = re.compile(r"是指|指的是|是.{0,12}的|即|称为|：")
-_YEAR = re.compile(r"(?:19|20)\d\d\s*年")
+# "到2025年6月", "（2021—2025年）" date a figure; they are not the figure.
+_YEAR = re.compile(r"(?:19|20)\d\d\s*(?:[-—–~至到]\s*(?:19|20)\d\d\s*)?年(?:\d{1,2}月(?:\d{1,2}日)?)?")
 # "排名里处在什么位置", "第几个五年" ask for a rank or an ordinal, which plans write in words.
 RANK_Q = re.compile(r"排名|名次|位次|什么位置|什么水平")
-HAS_RANK = re.compile(r"之一|前列|第[一二三四五六七八九十\d]|最[好高优佳强]|领先|一流|首位|标杆|位居")
+HAS_RANK = re.compile(
+    r"(?:全[市区国]|郊区|位居|名列|排名|位列)[^，。；]{0,4}第[一二三四五六七八九十\d]+|前列|前茅|前[一二三四五六七八九十\d]+名|"
+    r"之一|首位|领先|最[好佳优强]"
+)
 ORDINAL_Q = re.compile(r"第几")
-HAS_ORDINAL = re.compile(r"第[一二三四五六七八九十\d]|“[一二三四五六七八九十]+五”")
+# 第三个, “八五”普法 — but not “十四五”, which names this plan, not an answer.
+HAS_ORDINAL = re.compile(
+    r"第[一二三四五六七八九十\d]+个|(?<![一二三四五六七八九十])[一二三四五六七八九]五(?![一二三四五六七八九十年])"
+)
 # A run of short items joined by 、 ("马上办、网上办、就近办"): what a list question wants.
 _ENUM = re.compile(r"(?:[\u3400-\u9fff]{1,8}、)+[\u3400-\u9fff]{1,8}")
-# "哪几个“办”" asks for the items that share a quoted mark.
-_MARK_Q = re.compile(r"[“\"「]([\u3400-\u9fff]{1,2})[”\"」]")
+# "哪几个“办”" asks for the items that share a quoted mark (quotes taken in pairs, in order).
+_QUOTED = re.compile(r"“([^”]*)”|\"([^\"]*)\"|「([^」]*)」")
 # "什么性质的部门", "哪种调解": the noun the answer is an instance of.
 _HEAD_Q = re.compile(
-    r"(?:什么|哪种|哪类|哪一种|何种)(?!时候|时间|意思)(?:样|性质|类型|层次|级别)?的?([\u3400-\u9fff]+)"
+    r"(?:什么|哪种|哪类|哪一种|何种)(?!时候|时间|意思)((?:样|性质|类型|层次|级别)?的)?([\u3400-\u9fff]+)"
 )
 
 
@@ -73,7 +80,7 @@ RETRO_SECTION = re.compile(r"发展现状|发展背景|成效回顾|主要成效
 
 # "多少名律师" wants "<number>名": the measure word tells which figure would answer it.
 _UNIT_Q = re.compile(
-    r"(?:多少|几)(亿元|万元|千元|元|名|个|件|项|次|人次|人|家|所|天|年|小时|学时|个月|%|倍|户|条|部|支)"
+    r"(?<!第)(?:多少|几)(亿元|万元|千元|元|名|个|件|项|次|人次|人|家|所|天|年|小时|学时|个月|%|倍|户|条|部|支)"
 )
 _NUM = r"(?:\d[\d,.]*|[一二两三四五六七八九十百千万]+)"
 
@@ -192,13 +199,22 @@ def enumeration(sentence: str, mark: str) -> int:
     return max((sum(1 for i in run.split("、") if mark in i) for run in _ENUM.findall(sentence)), default=0)
 
 
+_VAGUE_HEADS = frozenset("方面 情况 内容 问题 工作 东西 样子 地方 办法 作用".split())
+
+
 def head_noun(question: str) -> str | None:
-    """ "把司法所建成什么性质的部门" → "部门": the noun an answer names an instance of."""
+    """ "把司法所建成什么性质的部门" → "部门", "哪种调解被当作…" → "调解": the noun an answer
+    names an instance of."""
     m = _HEAD_Q.search(normalise(question))
     if not m:
         return None
-    phrase = re.split(r"[被要会在是将把为的了吗呢]", m.group(1))[0]
-    return phrase[-2:] if 2 <= len(phrase) <= 8 else None
+    phrase = re.split(r"[被要会在是将把为的了吗呢？?，,。]", m.group(2))[0]
+    if m.group(1):  # "什么样的全国性称号": the noun ends the phrase
+        return phrase[-2:] if 2 <= len(phrase) <= 8 else None
+    import jieba
+
+    first = next(iter(jieba.lcut(phrase)), "")  # "什么部门牵头": the noun starts it
+    return first if len(first) >= 2 and first not in _VAGUE_HEADS else None
 
 
 def question_kind(question: str) -> str:
@@ -234,7 +250,8 @@ def score_sentences(
     term = defined_term(question) if kind == "definition" else None
     past_q, future_q = bool(PAST_Q.search(nq)), bool(FUTURE_Q.search(nq))
     rank_q, ordinal_q = bool(RANK_Q.search(nq)), bool(ORDINAL_Q.search(nq))
-    marks = _MARK_Q.findall(nq) if kind == "list" else []
+    quoted = ["".join(g) for g in _QUOTED.findall(nq)]
+    marks = [m for m in quoted if 1 <= len(m) <= 2 and _CJK.match(m)] if kind == "list" else []
     if kind == "list" and "几对" in nq:
         marks.append("与")  # pairs: "执法与服务结合、惩罚与教育互济"
     head = head_noun(question)
@@ -272,7 +289,8 @@ def score_sentences(
                 # "到2025年" dates the figure; it is not the figure.
                 figures = _YEAR.sub("", ns)
                 ok = has_quantity(figures, unit) if unit else bool(rx.search(figures))
-                ok = ok or (rank_q and bool(HAS_RANK.search(ns))) or (ordinal_q and bool(HAS_ORDINAL.search(ns)))
+                if not ok and not unit and "多少" not in nq:  # "提升了多少位" wants a figure
+                    ok = (rank_q and bool(HAS_RANK.search(ns))) or (ordinal_q and bool(HAS_ORDINAL.search(ns)))
                 score += p.type_bonus if ok else -p.type_penalty
             if mistimed:
                 score -= p.tense_penalty
@@ -284,7 +302,7 @@ def score_sentences(
             if marks and any(enumeration(ns, m) >= 3 for m in marks):
                 # The quoted mark is the question's own key: its items answer it, whatever else matches.
                 score += p.mark_bonus
-                cov = max(cov, p.min_coverage)
+                cov = max(cov, p.min_coverage) if cov else cov
             if kind == "list" and HAS_LIST.search(ns):
                 score += p.type_bonus
             elif kind == "definition" and term and defines(ns, term):

@@ -13,7 +13,7 @@ from .answer import AnswerParams, Scored, score_sentences, select_evidence
 from .embed import Embedder, make_embedder
 from .errors import ScopeError
 from .index import KIND_SCOPE, Index
-from .rerank import Reranker, make_reranker
+from .rerank import Reranker, blend, make_reranker
 from .retrieve import HybridRetriever
 from .scope import detect_scope
 from .settings import Settings
@@ -100,10 +100,11 @@ class Pipeline:
         self.settings = settings
         self.generator = generator
         self.embedder = embedder or make_embedder(settings)
-        self.reranker = reranker or make_reranker(settings)
         self.params = params or AnswerParams()
         self._lock = threading.Lock()
         self._load(Index.open(settings, self.embedder))
+        # After the index: a missing index should not cost a model load on every retry.
+        self.reranker = reranker or make_reranker(settings)
 
     def _load(self, index: Index) -> None:
         self._st = _Loaded(index, self.settings)
@@ -219,7 +220,9 @@ class Pipeline:
         if structural:
             return structural
         scored = self._rerank(question, score_sentences(question, top, st.idf, st.names, p))
-        if not scored or scored[0].score < self.settings.refusal_threshold or scored[0].coverage < p.min_coverage:
+        # The coverage floor is the lexical stand-in for "on topic"; a reranker judges that itself.
+        floor = p.min_coverage if self.reranker is None else 0.0
+        if not scored or scored[0].score < self.settings.refusal_threshold or scored[0].coverage < floor:
             return []
         if districts or len(st.index.districts) < 2:
             return [lead_in_items(select_evidence(scored, p), st.by_doc)]
@@ -238,19 +241,15 @@ class Pipeline:
         return groups
 
     def _rerank(self, question: str, scored: list[Scored]) -> list[Scored]:
-        """Blend a configured reranker into the best lexical candidates. A sentence it judges an
-        answer rises by up to weight/2 and one it judges off-topic falls as much, so the refusal
-        threshold hears it too."""
+        """A configured reranker judges the best lexical candidates (see rerank.blend). Structural
+        answers (a heading's items) never reach it: they are the document's own outline."""
         if self.reranker is None or not scored:
             return scored
         head = scored[: self.settings.rerank_top]
         texts = [
             f"{s.hit.chunk.section_path[-1] if s.hit.chunk.section_path else ''} {s.sentence}".strip() for s in head
         ]
-        judged = self.reranker.score(question, texts)
-        w = self.settings.rerank_weight
-        head = [replace(s, score=s.score + w * (float(j) - 0.5)) for s, j in zip(head, judged, strict=True)]
-        return sorted(head + scored[len(head) :], key=lambda s: -s.score)
+        return blend(scored, self.reranker.score(question, texts), self.settings.rerank_weight)
 
     def _structural(self, st: _Loaded, question: str, hits: list[Hit], districts: list[str]) -> list[list[Scored]]:
         """Per district, the items of a heading the question names ("哪些基本原则"), from the best hits."""

@@ -74,6 +74,7 @@ class Settings:
             ("RAG_TOP_K", "top_k", int),
             ("RAG_REFUSAL_THRESHOLD", "refusal_threshold", float),
             ("RAG_RERANK_WEIGHT", "rerank_weight", float),
+            ("RAG_RERANK_TOP", "rerank_top", int),
             ("RAG_LLM_TIMEOUT", "llm_timeout_s", float),
             ("RAG_LLM_TEMPERATURE", "llm_temperature", float),
             ("RAG_MAX_UPLOAD_MB", "max_upload_mb", int),

