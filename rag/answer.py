@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .types import Hit
@@ -227,19 +228,47 @@ def question_kind(question: str) -> str:
     return "fact"
 
 
-def _coverage(terms: list[str], text: str, idf: dict[str, float], unseen: float) -> float:
+def synonym_alts(
+    question: str, drop: tuple[str, ...], synonyms: Mapping[str, frozenset[str]]
+) -> dict[str, frozenset[str]]:
+    """Each bigram of a question word → the word's synonyms: "乡下" is found as 农村 or 乡村."""
+    if not synonyms:
+        return {}
+    q = SCAFFOLD.sub(" ", normalise(question))
+    for d in drop:
+        q = q.replace(d, " ")
+    import jieba
+
+    alts: dict[str, frozenset[str]] = {}
+    for w in jieba.lcut(q):
+        for i in range(len(w) - 1):
+            if w in synonyms:
+                alts[w[i : i + 2]] = alts.get(w[i : i + 2], frozenset()) | synonyms[w]
+    return alts
+
+
+def _coverage(
+    terms: list[str], text: str, idf: dict[str, float], unseen: float, alts: Mapping[str, frozenset[str]]
+) -> float:
     if not terms:
         return 0.0
     total = sum(idf.get(t, unseen) for t in terms)
-    got = sum(idf.get(t, unseen) for t in terms if t in text)
+    got = sum(idf.get(t, unseen) for t in terms if t in text or any(a in text for a in alts.get(t, ())))
     return got / total if total else 0.0
 
 
 def score_sentences(
-    question: str, hits: list[Hit], idf: dict[str, float], drop: tuple[str, ...], p: AnswerParams
+    question: str,
+    hits: list[Hit],
+    idf: dict[str, float],
+    drop: tuple[str, ...],
+    p: AnswerParams,
+    synonyms: Mapping[str, frozenset[str]] | None = None,
 ) -> list[Scored]:
-    """Every sentence of every hit, scored, best first."""
+    """Every sentence of every hit, scored, best first. A question word is also found as one of
+    its `synonyms` (rag/synonyms.py)."""
     terms = query_terms(question, drop)
+    alts = synonym_alts(question, drop, synonyms or {})
     # A term the index has never seen is as specific as it gets: weigh it like the rarest one
     # (computed once per question: per sentence it was most of the latency at 100k chunks).
     unseen = max(idf.values(), default=1.0)
@@ -262,7 +291,7 @@ def score_sentences(
     )
     out: list[Scored] = []
     for hit in hits:
-        chunk_cov = _coverage(terms, normalise(hit.chunk.embed_text), idf, unseen)
+        chunk_cov = _coverage(terms, normalise(hit.chunk.embed_text), idf, unseen, alts)
         title = normalise(hit.chunk.section_path[-1]) if hit.chunk.section_path else ""
         header = normalise(hit.chunk.title + "".join(hit.chunk.section_path))
         # Words of the document's own title (“十四五”规划) name the document, not the fact asked
@@ -276,10 +305,10 @@ def score_sentences(
             ns = normalise(sent)
             if is_heading(ns, title):
                 continue
-            cov = _coverage(terms, ns, idf, unseen)
+            cov = _coverage(terms, ns, idf, unseen, alts)
             if p.title_credit:
                 # The item title says what its sentences are about ("1. 建设政务服务平台。2023年底前完成。").
-                cov = max(cov, p.title_credit * _coverage(terms, title + ns, idf, unseen))
+                cov = max(cov, p.title_credit * _coverage(terms, title + ns, idf, unseen, alts))
             tri_cov = sum(1 for t in tri if t in ns) / len(tri) if tri else cov
             score = p.w_sent * cov + p.w_chunk * chunk_cov + p.w_retr * hit.score + p.w_tri * tri_cov
             if kind == "date":

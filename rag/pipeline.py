@@ -19,6 +19,7 @@ from .scope import detect_scope
 from .settings import Settings
 from .store import bm25_idf
 from .structure import lead_in_items, section_items
+from .synonyms import make_synonyms
 from .types import Answer, Chunk, Citation, Hit
 
 ABSTAIN = "抱歉，已收录的文件中没有找到能回答这个问题的内容。以下是最相关的段落，供人工核对。"
@@ -105,6 +106,7 @@ class Pipeline:
         self._load(Index.open(settings, self.embedder))
         # After the index: a missing index should not cost a model load on every retry.
         self.reranker = reranker or make_reranker(settings)
+        self.synonyms = make_synonyms(settings)
 
     def _load(self, index: Index) -> None:
         self._st = _Loaded(index, self.settings)
@@ -219,7 +221,7 @@ class Pipeline:
         structural = self._structural(st, question, top, districts)
         if structural:
             return structural
-        scored = self._rerank(question, score_sentences(question, top, st.idf, st.names, p))
+        scored = self._rerank(question, score_sentences(question, top, st.idf, st.names, p, self.synonyms))
         # The coverage floor is the lexical stand-in for "on topic"; a reranker judges that itself.
         floor = p.min_coverage if self.reranker is None else 0.0
         if not scored or scored[0].score < self.settings.refusal_threshold or scored[0].coverage < floor:

