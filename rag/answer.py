@@ -49,6 +49,8 @@ HAS_NUM = re.compile(r"\d|百分之|[一二三四五六七八九十百千万两]
 HAS_DIGIT = re.compile(r"\d|百分之")
 HOW_MANY_Q = re.compile(r"多少|比例|百分|比率|占比")  # wants a figure, not "三项制度"
 HAS_LIST = re.compile(r"、|；|：|包括|分别")
+# "由哪个机构…": a sentence naming an office answers it (区行政检察监督办, 区司法局, 领导小组).
+HAS_ORG = re.compile(r"[区市县镇街][\u4e00-\u9fff]{1,10}?(?:局|办|委员会|委|中心|小组|办公室|部门|机关|所|院)")
 HAS_DEF = re.compile(r"是指|指的是|是.{0,12}的|即|称为|：")
 # "到2025年6月", "（2021—2025年）" date a figure; they are not the figure.
 _YEAR = re.compile(r"(?:19|20)\d\d\s*(?:[-—–~至到]\s*(?:19|20)\d\d\s*)?年(?:\d{1,2}月(?:\d{1,2}日)?)?")
@@ -119,6 +121,7 @@ class AnswerParams:
     anchor_terms: int = 1  # the question's rarest known terms: a figure or date must come with them
     anchor_penalty: float = 0.5
     anchor_kinds: tuple[str, ...] = ("date", "number")
+    who_bonus: float = 0.08  # a who-question: the sentence names an office
     mark_bonus: float = 0.3  # "哪几个“办”": items that share the quoted mark
     head_bonus: float = 0.05  # "什么性质的部门": the sentence names the asked noun
 
@@ -332,6 +335,8 @@ def score_sentences(
                 # The quoted mark is the question's own key: its items answer it, whatever else matches.
                 score += p.mark_bonus
                 cov = max(cov, p.min_coverage) if cov else cov
+            if kind == "who" and HAS_ORG.search(ns):
+                score += p.who_bonus
             if kind == "list" and HAS_LIST.search(ns):
                 score += p.type_bonus
             elif kind == "definition" and term and defines(ns, term):

@@ -70,3 +70,11 @@ def test_ascii_quotes_pair_up_before_marks_are_read() -> None:
     off = "完善制度和机制、规范流程和标准、强化监督和考核。"
     s = _scores(q, off, "推进“一网通办”“一网统管”建设。")
     assert s[off] < s["推进“一网通办”“一网统管”建设。"]
+
+
+def test_a_who_question_prefers_the_sentence_naming_an_office() -> None:
+    q = "由哪个机构加强执法监督？"
+    office, plain = "发挥区行政检察监督办实效，加强执法监督。", "加强执法监督，推进执法公开。"
+    assert _scores(q, office, plain)[office] > _scores(q, office, plain)[plain]
+    off = _scores(q, office, plain, p=AnswerParams(who_bonus=0.0))
+    assert off[office] <= off[plain]
