@@ -244,9 +244,8 @@ def synonym_alts(
 
     alts: dict[str, frozenset[str]] = {}
     for w in jieba.lcut(q):
-        for i in range(len(w) - 1):
-            if w in synonyms:
-                alts[w[i : i + 2]] = alts.get(w[i : i + 2], frozenset()) | synonyms[w]
+        for i in range(len(w) - 1) if w in synonyms else ():
+            alts[w[i : i + 2]] = alts.get(w[i : i + 2], frozenset()) | synonyms[w]
     return alts
 
 
