@@ -8,6 +8,7 @@ has what the question type asks for (a date for 何时, a figure for 多少, a l
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import unicodedata
@@ -149,15 +150,21 @@ def trigrams(terms: list[str]) -> list[str]:
     return [a + b[1] for a, b in itertools.pairwise(terms) if len(a) == 2 and len(b) == 2 and a[1] == b[0]]
 
 
-def query_terms(question: str, drop: tuple[str, ...] = ()) -> list[str]:
-    """Content bigrams of the question (and Latin/digit words), without scaffolding and names
-    of districts (scope is handled by metadata, not by words)."""
+@functools.lru_cache(maxsize=512)
+def question_words(question: str, drop: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The question segmented, without scaffolding and names of districts (scope is handled by
+    metadata, not by words). Cached: terms, synonyms and structural lists all start from it."""
     q = SCAFFOLD.sub(" ", normalise(question))
     for d in drop:
         q = q.replace(d, " ")
     import jieba
 
-    words = [w for w in jieba.lcut(q) if w.strip() and w not in STOP_WORDS]
+    return tuple(jieba.lcut(q))
+
+
+def query_terms(question: str, drop: tuple[str, ...] = ()) -> list[str]:
+    """Content bigrams of the question's words (and Latin/digit words)."""
+    words = [w for w in question_words(question, drop) if w.strip() and w not in STOP_WORDS]
     kept = " ".join(words)
     terms: list[str] = []
     for run in re.findall(r"[\u3400-\u9fff]+|[a-z0-9.%]+", kept):
@@ -237,13 +244,8 @@ def synonym_alts(
     """Each bigram of a question word → the word's synonyms: "乡下" is found as 农村 or 乡村."""
     if not synonyms:
         return {}
-    q = SCAFFOLD.sub(" ", normalise(question))
-    for d in drop:
-        q = q.replace(d, " ")
-    import jieba
-
     alts: dict[str, frozenset[str]] = {}
-    for w in jieba.lcut(q):
+    for w in question_words(question, drop):
         for i in range(len(w) - 1) if w in synonyms else ():
             alts[w[i : i + 2]] = alts.get(w[i : i + 2], frozenset()) | synonyms[w]
     return alts

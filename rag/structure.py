@@ -58,12 +58,13 @@ def section_items(
     terms = query_terms(question, drop)
     for hit in hits:
         path = hit.chunk.section_path
+        doc_title = normalise(hit.chunk.title)
         for depth in range(len(path)):
             name = heading_name(path[depth])
             if len(name) < MIN_NAME or name not in q:
                 continue
             # "保障措施里对资金有哪些要求" names the heading but asks about 资金: not its item list.
-            rest = [t for t in terms if t not in name and t not in normalise(hit.chunk.title)]
+            rest = [t for t in terms if t not in name and t not in doc_title]
             if len(rest) > MAX_OTHER_TERMS:
                 continue
             prefix = path[: depth + 1]
