@@ -24,12 +24,13 @@ import gradio as gr
 import uvicorn
 from fastapi import FastAPI
 
-from rag.admin import Admin, Job
-from rag.api import ApiError, LivePipeline, PipelineProvider, create_api, prepare, stream_answer
 from rag.cli import quiet_and_fast
-from rag.errors import BackendError, IndexMissingError, RagError, UserError
-from rag.feedback import FeedbackStore
-from rag.settings import Settings
+from rag.core.errors import BackendError, IndexMissingError, RagError, UserError
+from rag.core.settings import Settings
+from rag.core.text import split_sentences
+from rag.serve.admin import Admin, Job
+from rag.serve.api import ApiError, LivePipeline, PipelineProvider, create_api, prepare, stream_answer
+from rag.serve.feedback import FeedbackStore
 
 log = logging.getLogger("zhengce.app")
 
@@ -93,7 +94,6 @@ _ESCAPES = str.maketrans(
     }
 )
 _MARKER = re.compile(r"\[(\d+)\]")
-_SENTENCE = re.compile(r"[^。！？；!?;\n]+[。！？；!?;]?")
 
 
 def esc(text: object) -> str:
@@ -105,7 +105,9 @@ def highlight(text: str, quote: str) -> str:
     """The passage with the supporting sentence(s) in <mark>, all of it escaped."""
     # A quote of sentences that are not neighbours comes in pieces separated by "……".
     pieces = [q for q in (quote or "").split("……") if q]
-    parts = [p for q in pieces for p in ([q] if q in text else [s.strip() for s in _SENTENCE.findall(q)])]
+    parts = [
+        p for q in pieces for p in ([q] if q in text else [s.strip() for s in split_sentences(q, drop_blank=True)])
+    ]
     spans: list[tuple[int, int]] = []
     for p in parts:
         i = text.find(p) if p else -1

@@ -10,9 +10,9 @@ from typing import Any
 
 from corpus import baseline_splitter, files
 
-from rag.embed import Embedder, LangchainEmbeddings
-from rag.load import load_document, read_text
-from rag.types import Answer, Chunk, Citation, Hit
+from rag.core.types import Answer, Chunk, Citation, Hit
+from rag.index.embed import Embedder, LangchainEmbeddings
+from rag.ingest.load import load_document, read_text
 
 COLLECTION = "langchain"
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.chunk import chunk_document
-from rag.load import find_files, load_document, read_text
-from rag.store import CachedEmbedder
-from rag.types import Chunk
+from rag.core.types import Chunk
+from rag.index.cache import CachedEmbedder
+from rag.ingest.chunk import chunk_document
+from rag.ingest.load import find_files, load_document, read_text
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "bench" / "cache"

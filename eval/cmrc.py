@@ -14,12 +14,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from rag.answer import normalise
+from rag.answer.pipeline import Pipeline
 from rag.cli import quiet_and_fast
-from rag.embed import make_embedder
-from rag.ingest import ingest
-from rag.pipeline import Pipeline
-from rag.settings import Settings
+from rag.core.settings import Settings
+from rag.core.text import normalise
+from rag.index.embed import make_embedder
+from rag.ingest.build import ingest
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "bench" / "cmrc2018_dev.json"
 REPORT = Path(__file__).resolve().parent / "cmrc_report.md"

@@ -4,8 +4,9 @@ Pipeline order: load → normalize → chunk → embed → store → retrieve �
 Importing this package does no work: no model loads, no folders, no environment reads.
 """
 
-from .cite import answer_dict
-from .errors import (
+from rag.answer.cite import answer_dict
+from rag.answer.pipeline import Pipeline
+from rag.core.errors import (
     BackendError,
     EmbedderError,
     GeneratorError,
@@ -16,10 +17,9 @@ from .errors import (
     StoreError,
     UserError,
 )
-from .ingest import IngestReport, ingest
-from .pipeline import Pipeline
-from .settings import Settings
-from .types import Answer, Chunk, Citation, Document, Hit
+from rag.core.settings import Settings
+from rag.core.types import Answer, Chunk, Citation, Document, Hit
+from rag.ingest.build import IngestReport, ingest
 
 __all__ = [
     "Answer",

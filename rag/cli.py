@@ -10,11 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import IndexMissingError, InputError, RagError, UserError
-from .settings import Settings
+from rag.core.errors import IndexMissingError, InputError, RagError, UserError
+from rag.core.settings import Settings
 
 if TYPE_CHECKING:
-    from .pipeline import Pipeline
+    from rag.answer.pipeline import Pipeline
 
 
 def quiet_and_fast() -> None:
@@ -45,8 +45,8 @@ def _progress(total: int, desc: str) -> Callable[[int], None]:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from .embed import make_embedder
-    from .ingest import ingest
+    from rag.index.embed import make_embedder
+    from rag.ingest.build import ingest
 
     s = _settings(args)
     report = ingest([Path(p) for p in args.paths], s, make_embedder(s), prune=args.prune, progress=_progress)
@@ -63,8 +63,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_chunks(args: argparse.Namespace) -> int:
-    from .chunk import chunk_document
-    from .load import load_document
+    from rag.ingest.chunk import chunk_document
+    from rag.ingest.load import load_document
 
     doc = load_document(Path(args.file))
     s = _settings(args)
@@ -84,7 +84,7 @@ def cmd_chunks(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .index import current_generation
+    from rag.index.generations import current_generation
 
     s = _settings(args)
     gen = current_generation(Path(s.index_dir))
@@ -106,12 +106,12 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def _pipeline(args: argparse.Namespace, llm: bool = False) -> Pipeline:
     """The loaded pipeline; with `llm`, answers go through the configured OpenAI-compatible model."""
-    from .pipeline import Pipeline
+    from rag.answer.pipeline import Pipeline
 
     s = _settings(args)
     generator = None
     if llm:
-        from .llm import make_generator
+        from rag.llm.generator import make_generator
 
         generator = make_generator(s)
         if generator is None:
@@ -135,7 +135,7 @@ def _print_answer(obj: dict[str, Any], with_answer: bool = True) -> None:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from .cite import answer_dict
+    from rag.answer.cite import answer_dict
 
     pipe = _pipeline(args, llm=args.llm)
     questions = [" ".join(args.question)] if args.question else None
@@ -173,7 +173,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluate import load_dataset, markdown_report, markdown_table, run_eval, write_results
+    from rag.evaluate import load_dataset, markdown_report, markdown_table, run_eval, write_results
 
     pipe = _pipeline(args, llm=args.llm)
     reports = []
@@ -202,7 +202,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_feedback_export(args: argparse.Namespace) -> int:
-    from .feedback import FeedbackStore
+    from rag.serve.feedback import FeedbackStore
 
     s = Settings.from_env()
     db = Path(args.db) if args.db else s.data_dir / "feedback.sqlite"

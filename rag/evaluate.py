@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from .answer import normalise
-from .cite import answer_dict
-from .errors import InputError
-from .types import Answer
+from rag.answer.cite import answer_dict
+from rag.core.errors import InputError
+from rag.core.text import normalise
+from rag.core.types import Answer
 
 
 def load_dataset(path: Path) -> list[dict[str, Any]]:

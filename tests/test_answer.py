@@ -3,8 +3,9 @@ figure that is not a year) decides between sentences that cover its words alike.
 
 from __future__ import annotations
 
-from rag.answer import AnswerParams, head_noun, score_sentences
-from rag.types import Chunk, Hit
+from rag.answer.score import AnswerParams, score_sentences
+from rag.core.types import Chunk, Hit
+from rag.query.terms import head_noun
 
 
 def _scores(question: str, *sentences: str, p: AnswerParams | None = None) -> dict[str, float]:

@@ -17,11 +17,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # app.py sits beside the installed `rag` package
 from app import build_app, running
-from rag.admin import Admin, AdminDisabledError
-from rag.api import LivePipeline, create_api
-from rag.embed import Embedder
-from rag.pipeline import Pipeline
-from rag.settings import Settings
+from rag.answer.pipeline import Pipeline
+from rag.core.settings import Settings
+from rag.index.embed import Embedder
+from rag.serve.admin import Admin, AdminDisabledError
+from rag.serve.api import LivePipeline, create_api
 
 PASSWORD = "test-pass"
 ASK = "静安区如何推进重大行政决策合法性审查？"

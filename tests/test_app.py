@@ -17,10 +17,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # app.py sits beside the installed `rag` package
 from app import build_app, esc, highlight, render_answer, running
-from rag.admin import Admin
-from rag.api import LivePipeline
-from rag.embed import Embedder
-from rag.settings import Settings
+from rag.core.settings import Settings
+from rag.index.embed import Embedder
+from rag.serve.admin import Admin
+from rag.serve.api import LivePipeline
 
 PASSWORD = "test-pass"
 JINSHAN = "金山区如何推进“一网通办”？"

@@ -15,10 +15,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # app.py sits beside the installed `rag` package
 from app import EXAMPLES, build_app, running
-from rag.admin import Admin
-from rag.api import LivePipeline
-from rag.embed import Embedder
-from rag.settings import Settings
+from rag.core.settings import Settings
+from rag.index.embed import Embedder
+from rag.serve.admin import Admin
+from rag.serve.api import LivePipeline
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from rag.embed import Embedder
-from rag.errors import StoreError
-from rag.index import Index, chroma_client, close_client, current_generation
-from rag.ingest import ingest
-from rag.pipeline import Pipeline
-from rag.settings import Settings
+from rag.answer.pipeline import Pipeline
+from rag.core.errors import StoreError
+from rag.core.settings import Settings
+from rag.index.embed import Embedder
+from rag.index.generations import Index, chroma_client, close_client, current_generation
+from rag.ingest.build import ingest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "data" / "docs"

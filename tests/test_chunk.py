@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from rag.chunk import INFO_SECTION, chunk_document, parse_sections
-from rag.load import load_document
-from rag.metadata import extract_metadata
-from rag.normalize import normalize_text
-from rag.types import SECTION_SEP, Chunk, Document, content_hash
+from rag.core.types import SECTION_SEP, Chunk, Document, content_hash
+from rag.ingest.chunk import INFO_SECTION, chunk_document, parse_sections
+from rag.ingest.load import load_document
+from rag.ingest.metadata import extract_metadata
+from rag.ingest.paragraphs import normalize_text
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "data" / "docs"
@@ -20,7 +20,7 @@ JINGAN = DOCS / "jingan_law_based_government_plan_2021-2025.txt"
 REGULATIONS = ROOT.parent / "shared" / "corpus_extra" / "shanghai_regulations"
 MAIN_TASKS = "三、主要任务"
 
-# Independent of rag.chunk: where a sentence may end, and what a raw numbered item looks like.
+# Independent of rag.ingest.chunk: where a sentence may end, and what a raw numbered item looks like.
 SENTENCE_END = re.compile(r"[。！？；!?;][”’」』）)】》\"']*$")
 RAW_SUB = re.compile(r"^\s*[（(]([一二三四五六七八九十]+)[）)]\s*(\S.*)$")
 RAW_ITEM = re.compile(r"^\s*(?:\*\*)?(\d{1,2})\s*[.．]\s*(?!\d)\S")

@@ -9,7 +9,7 @@ import pytest
 from conftest import DOCS
 
 from rag.cli import main
-from rag.settings import Settings
+from rag.core.settings import Settings
 
 
 def test_ask_json(plans_settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:

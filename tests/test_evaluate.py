@@ -35,8 +35,9 @@ def test_confusion_needs_the_question_to_name_its_district() -> None:
 
 
 def test_question_tables_do_not_overreach() -> None:
-    from rag.answer import defines, question_kind
-    from rag.pipeline import KIND_NAMES, REALTIME
+    from rag.answer.pipeline import KIND_NAMES, REALTIME
+    from rag.answer.score import defines
+    from rag.query.terms import question_kind
 
     assert REALTIME.search("明天会下雨吗") and not REALTIME.search("本周期内要完成多少个项目？")
     assert question_kind("哪几年完成改造？") == "date" and question_kind("要实现哪几个“办”？") == "list"

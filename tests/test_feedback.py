@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.errors import InputError
-from rag.feedback import FeedbackStore
+from rag.core.errors import InputError
+from rag.serve.feedback import FeedbackStore
 
 CITES = [
     {"n": 1, "source": "jinshan.txt", "quote": "2022年年底前全面实行“一网通办”。", "district": "金山区"},

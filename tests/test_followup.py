@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.followup import rewrite
+from rag.query.followup import rewrite
 
 HELD = ["金山区", "静安区"]
 FIRST = "金山区的行政执法证件什么时候换发？"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.grounding import check_answer, figures, is_decline, markers_in, renumber, split_claims
+from rag.llm.grounding import check_answer, figures, is_decline, markers_in, renumber, split_claims
 
 P = [
     "《金山区法治政府建设“十四五”规划》 三、主要任务 › 18. 落实行政复议体制改革\n"

@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 from conftest import Counting
 
-import rag.embed
+import rag.index.embed
 from rag import cli
-from rag.embed import Embedder
-from rag.index import Index, current_generation
-from rag.ingest import index_lock, ingest
-from rag.pipeline import Pipeline
-from rag.settings import Settings
-from rag.store import BM25Store
+from rag.answer.pipeline import Pipeline
+from rag.core.settings import Settings
+from rag.index.bm25 import BM25Store
+from rag.index.embed import Embedder
+from rag.index.generations import Index, current_generation
+from rag.ingest.build import index_lock, ingest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -161,7 +161,7 @@ def test_new_chunker_version_rechunks_unchanged_files(
     chunks whose text is the same keep their cached vectors."""
     first = ingest([docs], settings, emb)
     embedded = emb.texts
-    monkeypatch.setattr(sys.modules["rag.ingest"], "CHUNKER_VERSION", "next")
+    monkeypatch.setattr(sys.modules["rag.ingest.build"], "CHUNKER_VERSION", "next")
     rep = ingest([docs], settings, emb)
     assert rep.ok and sorted(rep.replaced) == ["a.txt", "b.txt"] and rep.added == []
     assert rep.chunks == first.chunks and rep.generation != first.generation
@@ -246,7 +246,7 @@ def test_text_pdf_with_chinese_loads(tmp_path: Path, settings: Settings, emb: Me
     d = tmp_path / "pdf"
     d.mkdir()
     _pdf(d / "plan.pdf", DOC_A.replace("枫林区", "竹溪区").splitlines())
-    from rag.load import read_text
+    from rag.ingest.load import read_text
 
     text = read_text(d / "plan.pdf")
     if "证明事项告知承诺制" not in text.replace(" ", ""):
@@ -258,7 +258,7 @@ def test_text_pdf_with_chinese_loads(tmp_path: Path, settings: Settings, emb: Me
 def test_cli_exit_status(
     mixed: Path, docs: Path, tmp_path: Path, emb: MemoEmbedder, clean_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(rag.embed, "make_embedder", lambda s: emb)
+    monkeypatch.setattr(rag.index.embed, "make_embedder", lambda s: emb)
     assert cli.main(["ingest", str(docs), "--index", str(tmp_path / "ok")]) == 0
     assert cli.main(["ingest", str(mixed), "--index", str(tmp_path / "bad")]) == 1
     assert cli.main(["ingest", str(docs / "b.txt"), "--index", str(tmp_path / "bad")]) == 0  # the bad ones not given

@@ -11,13 +11,13 @@ from dataclasses import replace
 
 import pytest
 
-from rag.cite import answer_dict
-from rag.embed import Embedder
-from rag.ingest import ingest
-from rag.llm import LLMGenerator, make_generator
-from rag.pipeline import Pipeline
-from rag.settings import Settings
-from rag.types import Answer
+from rag.answer.cite import answer_dict
+from rag.answer.pipeline import Pipeline
+from rag.core.settings import Settings
+from rag.core.types import Answer
+from rag.index.embed import Embedder
+from rag.ingest.build import ingest
+from rag.llm.generator import LLMGenerator, make_generator
 
 try:  # tests/ as a plain folder on sys.path (how pytest imports it without __init__.py)
     from fake_llm import FakeLLM, Reply, running

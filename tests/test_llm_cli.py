@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from rag.cli import main
-from rag.embed import Embedder
-from rag.settings import Settings
+from rag.core.settings import Settings
+from rag.index.embed import Embedder
 
 try:
     from fake_llm import FakeLLM, Reply, running
@@ -90,9 +90,9 @@ def test_eval_llm_needs_an_endpoint(monkeypatch: pytest.MonkeyPatch, plans_setti
 def test_api_rewrites_follow_ups_with_the_llm(plans_settings: Settings, embedder: Embedder) -> None:
     from dataclasses import replace
 
-    from rag.api import answer_question
-    from rag.llm import LLMGenerator
-    from rag.pipeline import Pipeline
+    from rag.answer.pipeline import Pipeline
+    from rag.llm.generator import LLMGenerator
+    from rag.serve.api import answer_question
 
     with running() as server:
         s = replace(plans_settings, llm_base_url=server.base_url, llm_model="fake", llm_timeout_s=1.0)

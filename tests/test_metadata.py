@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.metadata import DocMeta, extract_metadata
-from rag.normalize import normalize_text
+from rag.ingest.metadata import DocMeta, extract_metadata
+from rag.ingest.paragraphs import normalize_text
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "data" / "docs"

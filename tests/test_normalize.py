@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.normalize import normalize_text
+from rag.ingest.paragraphs import normalize_text
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "data" / "docs"
@@ -15,7 +15,7 @@ JINSHAN = DOCS / "jinshan_law_based_government_plan_2021-2025.txt"
 JINGAN = DOCS / "jingan_law_based_government_plan_2021-2025.txt"
 REGULATIONS = ROOT.parent / "shared" / "corpus_extra" / "shanghai_regulations"
 
-# Independent of rag.normalize: a TOC entry ends in dot leaders and a page number.
+# Independent of rag.ingest.paragraphs: a TOC entry ends in dot leaders and a page number.
 TOC_LINE = re.compile(r"\.{2,}\s*\d+\s*$")
 INVISIBLE = re.compile(r"[\s\u200b\ufeff]")
 

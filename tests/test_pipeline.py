@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from rag.cite import answer_dict
-from rag.embed import Embedder
-from rag.errors import ScopeError
-from rag.ingest import ingest
-from rag.pipeline import Pipeline
-from rag.settings import Settings
+from rag.answer.cite import answer_dict
+from rag.answer.pipeline import Pipeline
+from rag.core.errors import ScopeError
+from rag.core.settings import Settings
+from rag.index.embed import Embedder
+from rag.ingest.build import ingest
 
 
 def test_answer_cites_the_item_with_its_section_path(pipeline: Pipeline) -> None:

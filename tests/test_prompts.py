@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.errors import InputError
-from rag.prompts import (
+from rag.core.errors import InputError
+from rag.llm.prompts import (
     EXPECTED,
     PROMPTS_DIR,
     PromptError,

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.answer import Scored, score_sentences
-from rag.embed import Embedder
-from rag.errors import EmbedderError, InputError
-from rag.pipeline import CANDIDATES_FOR_ANSWER, Pipeline
-from rag.rerank import CrossEncoderReranker, blend, make_reranker
-from rag.settings import Settings
-from rag.types import Chunk, Hit
+from rag.answer.pipeline import CANDIDATES_FOR_ANSWER, Pipeline
+from rag.answer.rerank import CrossEncoderReranker, blend, make_reranker
+from rag.answer.score import Scored, score_sentences
+from rag.core.errors import EmbedderError, InputError
+from rag.core.settings import Settings
+from rag.core.types import Chunk, Hit
+from rag.index.embed import Embedder
 
 
 @pytest.fixture(scope="module")

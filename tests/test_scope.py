@@ -1,4 +1,4 @@
-from rag.scope import detect_scope
+from rag.query.scope import detect_scope
 
 HELD = ["上海市", "金山区", "静安区"]
 

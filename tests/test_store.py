@@ -10,15 +10,17 @@ import numpy as np
 import pytest
 from conftest import Counting
 
-from rag import store as store_mod
-from rag.embed import Embedder
-from rag.errors import StoreError
-from rag.index import Index, chroma_client, close_client
-from rag.ingest import ingest
-from rag.settings import Settings
-from rag.store import BM25Store, CachedEmbedder, ChromaStore, bm25_idf
-from rag.tokenize import char_tokens
-from rag.types import Chunk, Document
+from rag.index import vectors as store_mod
+from rag.core.errors import StoreError
+from rag.core.settings import Settings
+from rag.core.types import Chunk, Document
+from rag.index.bm25 import BM25Store, bm25_idf
+from rag.index.cache import CachedEmbedder
+from rag.index.embed import Embedder
+from rag.index.generations import Index, chroma_client, close_client
+from rag.index.tokenize import char_tokens
+from rag.index.vectors import ChromaStore
+from rag.ingest.build import ingest
 
 TEXTS = [
     ("金山区", "金山区在2022年底前完成行政执法证件换发，推行行政执法全过程记录。"),

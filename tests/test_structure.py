@@ -8,8 +8,8 @@ import re
 import pytest
 from conftest import DOCS
 
-from rag.pipeline import Pipeline
-from rag.structure import heading_name
+from rag.answer.pipeline import Pipeline
+from rag.answer.structure import heading_name
 
 
 def _raw(district_file: str) -> str:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answer import AnswerParams, score_sentences
-from rag.errors import InputError
-from rag.settings import Settings
-from rag.synonyms import cilin, make_synonyms, parse_cilin
-from rag.types import Chunk, Hit
+from rag.answer.score import AnswerParams, score_sentences
+from rag.core.errors import InputError
+from rag.core.settings import Settings
+from rag.core.types import Chunk, Hit
+from rag.query.synonyms import cilin, make_synonyms, parse_cilin
 
 
 def test_parse_keeps_true_synonym_groups_only() -> None:

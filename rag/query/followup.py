@@ -16,7 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .scope import detect_scope
+from rag.core.text import place_stem
+from rag.query.scope import detect_scope
 
 # Words that carry no content in an elliptical follow-up such as "那么静安区的情况呢？".
 _FILLER = re.compile(
@@ -37,25 +38,18 @@ class Turn:
     districts: tuple[str, ...]  # the scope it was answered in (known or unknown names)
 
 
-def _stem(name: str) -> str:
-    for suffix in ("新区", "区", "县", "市"):
-        if name.endswith(suffix) and len(name) - len(suffix) >= 2:
-            return name[: -len(suffix)]
-    return name
-
-
 def _strip_names(text: str, names: Sequence[str]) -> str:
     for n in sorted(names, key=len, reverse=True):
         text = text.replace(n, "")
-        if _stem(n) != n:
-            text = text.replace(_stem(n), "")
+        if place_stem(n) != n:
+            text = text.replace(place_stem(n), "")
     return text
 
 
 def _substitute(question: str, old: Sequence[str], new: str) -> str:
     """The previous question with its district(s) replaced by `new` (prefixed when it named none)."""
     for n in sorted(old, key=len, reverse=True):
-        for form in (n, _stem(n)):
+        for form in (n, place_stem(n)):
             if form and form in question:
                 return question.replace(form, new, 1)
     return f"{new}的{question}" if question else new

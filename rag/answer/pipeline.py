@@ -9,18 +9,18 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any, Protocol
 
-from .answer import AnswerParams, Scored, score_sentences, select_evidence
-from .embed import Embedder, make_embedder
-from .errors import ScopeError
-from .index import KIND_SCOPE, Index
-from .rerank import Reranker, blend, make_reranker
-from .retrieve import HybridRetriever
-from .scope import detect_scope
-from .settings import Settings
-from .store import bm25_idf
-from .structure import lead_in_items, section_items
-from .synonyms import make_synonyms
-from .types import Answer, Chunk, Citation, Hit
+from rag.answer.rerank import Reranker, blend, make_reranker
+from rag.answer.retrieve import HybridRetriever
+from rag.answer.score import AnswerParams, Scored, score_sentences, select_evidence
+from rag.answer.structure import lead_in_items, section_items
+from rag.core.errors import ScopeError
+from rag.core.settings import Settings
+from rag.core.types import Answer, Chunk, Citation, Hit
+from rag.index.bm25 import bm25_idf
+from rag.index.embed import Embedder, make_embedder
+from rag.index.generations import KIND_SCOPE, Index
+from rag.query.scope import detect_scope
+from rag.query.synonyms import make_synonyms
 
 ABSTAIN = "抱歉，已收录的文件中没有找到能回答这个问题的内容。以下是最相关的段落，供人工核对。"
 CANDIDATES_FOR_ANSWER = 8

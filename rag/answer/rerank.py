@@ -17,9 +17,9 @@ from typing import Protocol
 
 import numpy as np
 
-from .answer import Scored
-from .errors import EmbedderError, InputError
-from .settings import Settings
+from rag.answer.score import Scored
+from rag.core.errors import EmbedderError, InputError
+from rag.core.settings import Settings
 
 RERANKERS = ("none", "cross-encoder")
 

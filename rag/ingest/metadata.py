@@ -1,4 +1,4 @@
-"""Document-level metadata read from normalised text (see rag.normalize).
+"""Document-level metadata read from normalised text (see rag.ingest.paragraphs).
 
 Everything is found by generic rules over the front matter (the paragraphs before the first
 structural heading): a title ends in a document-type word, an issuer is a short
@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.normalize import CN_NUM, MARKER_RE
+from rag.ingest.paragraphs import CN_NUM, MARKER_RE
 
 _CN_CHAR = r"[\u4e00-\u9fff]"
 # Document-type words that end a title; 通知 and friends also wrap other documents.

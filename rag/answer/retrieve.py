@@ -12,9 +12,9 @@ from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document as LCDocument
 from langchain_core.retrievers import BaseRetriever
 
-from .index import Index
-from .settings import Settings
-from .types import Hit
+from rag.core.settings import Settings
+from rag.core.types import Hit
+from rag.index.generations import Index
 
 
 class HybridRetriever:

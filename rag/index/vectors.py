@@ -9,20 +9,18 @@ index, and nothing reads them back).
 from __future__ import annotations
 
 import json
-import logging
 import math
-import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from .embed import Embedder, LangchainEmbeddings
-from .errors import StoreError
-from .types import Chunk, content_hash
+from rag.core.errors import StoreError
+from rag.core.types import Chunk
+from rag.index.cache import CachedEmbedder
+from rag.index.embed import Embedder
 
 COLLECTION = "zhengce-chunks"
 HNSW = {"hnsw:space": "cosine"}
@@ -33,7 +31,6 @@ HNSW = {"hnsw:space": "cosine"}
 SUBSET_MAX_VECTORS = 5_000  # scopes up to this size: exact search over a cached copy
 SUBSET_CACHE_VECTORS = 50_000  # ≈ 75 MB of float32 at dim 384, across cached scopes
 OVERFETCH_MAX = 2_000  # the most neighbours asked for to fill k from a large scope
-_SQL_VARS = 900  # SQLite's default limit on bound parameters is 999
 
 
 class VectorStore(Protocol):
@@ -44,79 +41,6 @@ class VectorStore(Protocol):
     def search(self, vector: np.ndarray, k: int, districts: Sequence[str] | None = None) -> list[tuple[str, float]]: ...
 
     def count(self) -> int: ...
-
-
-class CachedEmbedder:
-    """An Embedder whose document vectors are cached in SQLite by (model, text) hash."""
-
-    def __init__(self, inner: Embedder, path: Path | None) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.dim = inner.dim
-        self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = None
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=60)
-            self._db.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB)")
-
-    def key(self, text: str) -> str:
-        return content_hash(self.name, text, length=32)
-
-    def lookup(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
-        """Cached vectors of the given keys (absent keys are left out)."""
-        found: dict[str, np.ndarray] = {}
-        if self._db is None:
-            return found
-        with self._lock:
-            for s in range(0, len(keys), _SQL_VARS):
-                part = list(keys[s : s + _SQL_VARS])
-                q = f"SELECT key, vec FROM emb WHERE key IN ({','.join('?' * len(part))})"
-                for k, blob in self._db.execute(q, part):
-                    found[k] = np.frombuffer(blob, dtype=np.float32)
-        return found
-
-    def store(self, keys: Sequence[str], vecs: np.ndarray) -> None:
-        if self._db is None:
-            return
-        with self._lock:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO emb VALUES (?, ?)",
-                [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in zip(keys, vecs, strict=True)],
-            )
-            self._db.commit()
-
-    def embed_documents(
-        self, texts: list[str], batch: int = 32, progress: Callable[[int], None] | None = None
-    ) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        keys = [self.key(t) for t in texts]
-        found = self.lookup(keys)
-        todo: list[int] = []
-        for i, k in enumerate(keys):
-            v = found.get(k)
-            if v is None:
-                todo.append(i)
-            else:
-                out[i] = v
-        if progress:
-            progress(len(texts) - len(todo))
-        for s in range(0, len(todo), batch):
-            idx = todo[s : s + batch]
-            vecs = self.inner.embed_documents([texts[i] for i in idx])
-            out[idx] = vecs
-            self.store([keys[i] for i in idx], vecs)  # committed per batch: a killed ingest keeps its work
-            if progress:
-                progress(len(idx))
-        return out
-
-    def embed_query(self, text: str) -> np.ndarray:
-        return self.inner.embed_query(text)
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
 
 
 def chunk_metadata(c: Chunk) -> dict[str, Any]:
@@ -131,8 +55,8 @@ def chunk_metadata(c: Chunk) -> dict[str, Any]:
 
 
 class ChromaStore:
-    """Chroma through langchain's `Chroma` VectorStore; embeddings always passed explicitly
-    (a collection without an embedding function would fall back to Chroma's ONNX download).
+    """One Chroma collection through chromadb's public client API. Vectors are always passed in
+    (the collection has no embedding function, so Chroma never reaches for its ONNX download).
 
     `create=False` opens an existing collection only and raises StoreError when it is missing,
     so a reader never silently gets a fresh empty collection (e.g. after a server reset).
@@ -141,8 +65,6 @@ class ChromaStore:
     def __init__(
         self, client: Any, embedder: CachedEmbedder | Embedder, collection: str = COLLECTION, create: bool = True
     ) -> None:
-        from langchain_chroma import Chroma
-
         self._embedder = embedder
         self._client = client
         self.name = collection
@@ -151,13 +73,10 @@ class ChromaStore:
         self._count: int | None = None
         self.scope_ids: dict[str, list[str]] | None = None  # chunk ids by district, if the caller knows them
         try:
-            self._vs = Chroma(
-                collection_name=collection,
-                embedding_function=LangchainEmbeddings(embedder),
-                client=client,
-                collection_metadata=HNSW,
-                create_collection_if_not_exists=create,
-            )
+            if create:
+                self.collection = client.get_or_create_collection(collection, metadata=HNSW, embedding_function=None)
+            else:
+                self.collection = client.get_collection(collection, embedding_function=None)
         except Exception as e:  # chromadb raises many types
             if not create and _is_not_found(e):
                 raise StoreError(
@@ -166,10 +85,6 @@ class ChromaStore:
                     "re-run `rag ingest`)"
                 ) from e
             raise StoreError(f"无法打开向量库 (cannot open Chroma collection {collection!r}: {e})") from e
-
-    @property
-    def collection(self) -> Any:
-        return self._vs._collection
 
     def _batch(self) -> int:
         try:
@@ -304,112 +219,3 @@ def _is_not_found(e: Exception) -> bool:
     from chromadb.errors import NotFoundError
 
     return isinstance(e, NotFoundError) or "does not exist" in str(e) or "not found" in str(e).lower()
-
-
-class BM25Store:
-    """bm25s over the chunks' embed_text tokens, in the chunk table's order."""
-
-    def __init__(self, retriever: Any, tokenizer: Callable[[str], list[str]]) -> None:
-        self._r = retriever
-        self._tok = tokenizer
-        sc = retriever.scores
-        # The score matrix as CSC arrays (one column per token): scoring a query is one bincount.
-        self._data = np.asarray(sc["data"], dtype=np.float32)
-        self._indices = np.asarray(sc["indices"])
-        self._indptr = np.asarray(sc["indptr"])
-        self.num_docs = int(sc["num_docs"])
-
-    @staticmethod
-    def build(texts: Sequence[str], tokenizer: Callable[[str], list[str]]) -> BM25Store:
-        """bm25s' BM25 (Lucene variant, k1=1.5, b=0.75) with its score matrix computed here in
-        numpy. bm25s' own `index` wants every document's token strings at once (≈ 45M str
-        objects, several GB, at 100k chunks) and scores them in Python loops; here each text
-        becomes an int32 array as it is tokenised and the matrix is built vectorised. The
-        saved files are bm25s' format (BM25.load reads them); scores are equal to bm25s'."""
-        import bm25s
-        import scipy.sparse as sp
-
-        logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets DEBUG on import
-        r = bm25s.BM25()
-        vocab: dict[str, int] = {}
-        n = len(texts)
-        lens = np.empty(n, dtype=np.float32)
-        nnz = np.zeros(n + 1, dtype=np.int64)
-        cols: list[np.ndarray] = []
-        tfs: list[np.ndarray] = []
-        for i, text in enumerate(texts):
-            ids = np.fromiter((vocab.setdefault(t, len(vocab)) for t in tokenizer(text) or ["∅"]), dtype=np.int32)
-            lens[i] = len(ids)
-            u, c = np.unique(ids, return_counts=True)
-            cols.append(u)
-            tfs.append(c.astype(np.float32))
-            nnz[i + 1] = len(u)
-        # Rows × tokens, CSR as built, then CSC (one column per token, rows sorted) in C.
-        tf = np.concatenate(tfs) if tfs else np.zeros(0, dtype=np.float32)
-        csr = sp.csr_matrix(
-            (tf, np.concatenate(cols) if cols else tf.astype(np.int32), np.cumsum(nnz)), shape=(n, len(vocab))
-        )
-        del cols, tfs, tf
-        # Lucene BM25: idf(t) · tf / (tf + k1·(1 − b + b·len/avglen)), computed in place in float32.
-        avg = float(lens.mean()) if n else 1.0
-        norm = (r.k1 * ((1 - r.b) + r.b * lens / avg)).astype(np.float32)
-        csr.data /= csr.data + np.repeat(norm, np.diff(csr.indptr))
-        csc = csr.tocsc()
-        del csr
-        df = np.diff(csc.indptr).astype(np.float64)
-        csc.data *= np.repeat(np.log(1.0 + (n - df + 0.5) / (df + 0.5)).astype(np.float32), np.diff(csc.indptr))
-        data, row, indptr = csc.data, csc.indices.astype(np.int32), csc.indptr.astype(np.int64)
-        r.scores = {"data": data, "indices": row, "indptr": indptr, "num_docs": n}
-        r.vocab_dict = vocab
-        r.nonoccurrence_array = None  # only BM25L/BM25+ have one
-        return BM25Store(r, tokenizer)
-
-    def save(self, path: Path) -> None:
-        self._r.save(str(path))
-
-    @staticmethod
-    def load(path: Path, tokenizer: Callable[[str], list[str]]) -> BM25Store:
-        import bm25s
-
-        try:
-            return BM25Store(bm25s.BM25.load(str(path)), tokenizer)
-        except Exception as e:
-            raise StoreError(f"无法读取 BM25 索引 (cannot load BM25 index at {path}: {e})") from e
-
-    def scores(self, query: str, mask: np.ndarray | None = None) -> np.ndarray:
-        """BM25 score of every row; a repeated query token counts again, as in bm25s."""
-        vocab = self._r.vocab_dict
-        ids = [vocab[t] for t in self._tok(query) if t in vocab]
-        if not ids:
-            return np.zeros(self.num_docs, dtype=np.float32)
-        # np.bincount over the query's postings: ~10× faster than bm25s' np.add.at at 100k rows.
-        starts, ends = self._indptr[ids], self._indptr[np.asarray(ids) + 1]
-        rows = np.concatenate([self._indices[a:b] for a, b in zip(starts, ends, strict=True)])
-        vals = np.concatenate([self._data[a:b] for a, b in zip(starts, ends, strict=True)])
-        s = np.bincount(rows, weights=vals, minlength=self.num_docs).astype(np.float32)
-        return s * mask if mask is not None else s
-
-    def search(self, query: str, k: int, mask: np.ndarray | None = None) -> list[tuple[int, float]]:
-        s = self.scores(query, mask)
-        k = min(k, len(s))
-        if k <= 0:
-            return []
-        top = np.argpartition(-s, k - 1)[:k]
-        top = top[np.argsort(-s[top])]
-        return [(int(i), float(s[i])) for i in top if s[i] > 0]
-
-
-def bm25_idf(store: BM25Store) -> dict[str, float]:
-    """Inverse document frequency of every indexed token (from the bm25s score matrix)."""
-    r = store._r
-    indptr = np.asarray(r.scores["indptr"])
-    n = float(r.scores["num_docs"])
-    df = np.diff(indptr).astype(np.float64)
-    idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
-    vocab: dict[str, int] = r.vocab_dict
-    # Vectorised (a dict over ~10^6 tokens at 100k chunks); bm25s' vocabulary may hold a token
-    # past the matrix's last column (its empty-string token), which has no idf.
-    ids = np.fromiter(vocab.values(), dtype=np.int64, count=len(vocab))
-    ok = ids < len(idf)
-    toks = [t for t, keep in zip(vocab.keys(), ok.tolist(), strict=True) if keep]
-    return dict(zip(toks, idf[ids[ok]].tolist(), strict=True))

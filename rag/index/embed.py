@@ -14,8 +14,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from .errors import EmbedderError, InputError
-from .settings import Settings
+from rag.core.errors import EmbedderError, InputError
+from rag.core.settings import Settings
 
 
 @runtime_checkable

@@ -8,9 +8,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from .answer import Scored, normalise, query_terms, question_kind
-from .chunk import strip_marker
-from .types import Chunk, Hit
+from rag.answer.score import Scored
+from rag.core.text import normalise
+from rag.core.types import Chunk, Hit
+from rag.ingest.chunk import strip_marker
+from rag.query.terms import query_terms, question_kind
 
 _LEAD = re.compile(r"^\s*[—－-]{1,2}\s*([^。；，\n]{2,40})[。；，]")
 MIN_NAME = 3  # a heading name this short ("总则") is too generic to match a question on

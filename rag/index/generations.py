@@ -30,12 +30,14 @@ from typing import Any
 
 import numpy as np
 
-from .embed import Embedder
-from .errors import IndexMissingError, StoreError
-from .settings import Settings
-from .store import COLLECTION, SUBSET_MAX_VECTORS, BM25Store, CachedEmbedder, ChromaStore
-from .tokenize import get_tokenizer
-from .types import Chunk
+from rag.core.errors import IndexMissingError, StoreError
+from rag.core.settings import Settings
+from rag.core.types import Chunk
+from rag.index.bm25 import BM25Store
+from rag.index.cache import CachedEmbedder
+from rag.index.embed import Embedder
+from rag.index.tokenize import get_tokenizer
+from rag.index.vectors import COLLECTION, SUBSET_MAX_VECTORS, ChromaStore
 
 MANIFEST = "manifest.json"
 CURRENT = "current"

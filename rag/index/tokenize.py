@@ -5,8 +5,9 @@ in issue 3, and no dictionary misses on policy jargon); jieba words as the alter
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable
+
+from rag.core.text import normalise
 
 _RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+|[a-z0-9]+(?:[.%][0-9]+)?%?")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
@@ -14,7 +15,7 @@ _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 def char_tokens(text: str) -> list[str]:
     """CJK runs → unigrams and bigrams; Latin/digit runs → whole words."""
-    text = unicodedata.normalize("NFKC", text).lower()
+    text = normalise(text, keep_space=True)
     out: list[str] = []
     for m in _RUN.finditer(text):
         run = m.group()
@@ -29,7 +30,7 @@ def char_tokens(text: str) -> list[str]:
 def jieba_tokens(text: str) -> list[str]:
     import jieba
 
-    text = unicodedata.normalize("NFKC", text).lower()
+    text = normalise(text, keep_space=True)
     return [w for w in jieba.lcut_for_search(text) if _RUN.fullmatch(w)]
 
 
@@ -40,7 +41,7 @@ def get_tokenizer(name: str) -> Callable[[str], list[str]]:
     try:
         return TOKENIZERS[name]
     except KeyError:
-        from .errors import InputError
+        from rag.core.errors import InputError
 
         raise InputError(
             f"未知的分词方式 {name!r} (unknown BM25 tokens {name!r}; valid: {', '.join(TOKENIZERS)})"

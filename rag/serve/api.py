@@ -1,6 +1,6 @@
 """HTTP APIs for help-desk integrations and evaluation scripts (FastAPI; never imports gradio).
 
-    POST /api/ask               {"question", "history"?, "district"?} → the answer object (rag.cite)
+    POST /api/ask               {"question", "history"?, "district"?} → the answer object (rag.answer.cite)
     GET  /api/documents         indexed documents
     POST /api/feedback          👍 / 👎 on an answer object
     GET  /healthz               documents count, districts
@@ -28,15 +28,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from .admin import Admin, AdminAuthError, AdminDisabledError, BusyError
-from .cite import answer_dict
-from .embed import Embedder
-from .errors import BackendError, IndexMissingError, RagError, UserError
-from .feedback import FeedbackStore
-from .followup import rewrite
-from .pipeline import Pipeline
-from .settings import Settings
-from .types import Answer
+from rag.answer.cite import answer_dict
+from rag.answer.pipeline import Pipeline
+from rag.core.errors import BackendError, IndexMissingError, RagError, UserError
+from rag.core.settings import Settings
+from rag.core.types import Answer
+from rag.index.embed import Embedder
+from rag.query.followup import rewrite
+from rag.serve.admin import Admin, AdminAuthError, AdminDisabledError, BusyError
+from rag.serve.feedback import FeedbackStore
 
 MODEL_ID = "zhengce-extractive"
 MAX_QUESTION_CHARS = 500

@@ -28,9 +28,10 @@ import re
 from dataclasses import dataclass
 from itertools import groupby
 
-from rag.metadata import FrontMatter, find_front_matter
-from rag.normalize import APPENDIX_RE, CN_NUM
-from rag.types import Chunk, Document
+from rag.core.text import split_sentences
+from rag.core.types import Chunk, Document
+from rag.ingest.metadata import FrontMatter, find_front_matter
+from rag.ingest.paragraphs import APPENDIX_RE, CN_NUM
 
 PREAMBLE = "前言"
 ARTICLE_RANK = 9
@@ -52,7 +53,6 @@ _HEADINGS: tuple[tuple[int, re.Pattern[str], bool, bool], ...] = (
     (4, re.compile(r"^[（(]\d{1,3}[）)]"), False, True),
 )
 _TITLE_END_RE = re.compile(r"[。；：！？;:!?]")
-_SENTENCE_RE = re.compile(r".+?(?:[。！？；!?;]+[”’」』）)】》\"']*|$)", re.S)
 
 
 @dataclass(frozen=True)
@@ -199,11 +199,6 @@ def pack_paragraphs(paragraphs: list[str], max_chars: int) -> list[str]:
     if buf:
         out.append(buf)
     return out
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences ending in 。！？； (with their closing quotes); they concatenate to text."""
-    return [m.group() for m in _SENTENCE_RE.finditer(text) if m.group()]
 
 
 def split_long(para: str, max_chars: int) -> list[str]:

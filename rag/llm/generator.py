@@ -1,5 +1,5 @@
 """The optional LLM answer mode: a fluent answer written from the extractive stage's passages,
-kept only when it passes the mechanical grounding checks (rag.grounding).
+kept only when it passes the mechanical grounding checks (rag.llm.grounding).
 
 Rules that keep it as strict as the extractive mode:
 
@@ -29,11 +29,11 @@ from langchain_core.messages import BaseMessage
 from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
-from .answer import normalise, split_sentences
-from .grounding import MARKER, check_answer, is_decline, renumber, split_claims
-from .prompts import Prompts
-from .settings import Settings
-from .types import Answer, Chunk, Citation
+from rag.core.settings import Settings
+from rag.core.text import normalise, split_sentences
+from rag.core.types import Answer, Chunk, Citation
+from rag.llm.grounding import MARKER, check_answer, is_decline, renumber, split_claims
+from rag.llm.prompts import Prompts
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def _history_text(history: list[str]) -> str:
 
 
 class LLMGenerator:
-    """A `Generator` (rag.pipeline) over an OpenAI-compatible endpoint (vLLM, Ollama, a cloud API)."""
+    """A `Generator` (rag.answer.pipeline) over an OpenAI-compatible endpoint (vLLM, Ollama, a cloud API)."""
 
     name = "llm"
 
@@ -262,7 +262,7 @@ class LLMGenerator:
         # The passage sentence sharing most character bigrams with the answer's sentences citing it.
         claims = normalise("".join(s.body for s in split_claims(text) if n in s.markers))
         grams = {claims[i : i + 2] for i in range(len(claims) - 1)}
-        sents = split_sentences(p.chunk.text) or [p.chunk.text]
+        sents = split_sentences(p.chunk.text, drop_blank=True) or [p.chunk.text]
 
         def overlap(s: str) -> int:
             ns = normalise(s)

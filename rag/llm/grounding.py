@@ -26,17 +26,14 @@ then the detail in English and Chinese.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from rag.core.text import MARKER, normalise, split_sentences
 
 NOT_MENTIONED = "规划中未提及"
 SHORT_LINE = 6  # letters/digits; 综上所述 / 根据规划 / 具体如下 pass, a real claim does not
 
-# [1], [1][2], [1, 2], [1、2], full-width ［１］ too.
-MARKER = re.compile(r"[\[［]\s*([0-9０-９]{1,3}(?:\s*[,，、]\s*[0-9０-９]{1,3})*)\s*[\]］]")
-_END = "。！？；!?;"
-_TAIL = re.compile(r"[。！？；!?;”’」』）)]*(?:\s*" + MARKER.pattern + r")*")
 _LIST_PREFIX = re.compile(r"^\s*(?:[-*•·>#]+\s*|\d{1,2}\s*(?:\.(?!\d)|[、)）])\s*|[（(]\s*\d{1,2}\s*[)）]\s*)+")
 _ENUMERATOR = re.compile(r"[（(]\s*\d{1,2}\s*[)）]|[①-⑳]")
 _MARKDOWN = re.compile(r"[*_`#>|]+")
@@ -74,10 +71,6 @@ class Figure:
         return ("第" if self.ordinal else "") + self.number + self.unit
 
 
-def _nfkc(text: str) -> str:
-    return unicodedata.normalize("NFKC", re.sub(r"\s+", "", text))
-
-
 def markers_in(text: str) -> list[int]:
     """The passage numbers cited, in order of appearance ([1, 2] counts as 1 then 2)."""
     return [int(n) for m in MARKER.finditer(text) for n in re.split(r"\s*[,，、]\s*", m.group(1).strip())]
@@ -109,19 +102,7 @@ def _body(text: str) -> str:
 
 def split_claims(text: str) -> list[Sentence]:
     """Sentences at 。！？；!?; and line breaks, each with the markers it carries."""
-    raw: list[str] = []
-    for line in text.splitlines():
-        start = i = 0
-        while i < len(line):
-            if line[i] in _END:
-                tail = _TAIL.match(line, i + 1)
-                i = tail.end() if tail else i + 1
-                raw.append(line[start:i])
-                start = i
-            else:
-                i += 1
-        if line[start:].strip():
-            raw.append(line[start:])
+    raw = [s for line in text.splitlines() for s in split_sentences(line, drop_blank=True)]
     out: list[Sentence] = []
     for s in raw:
         body, marks = _body(s), tuple(markers_in(s))
@@ -140,7 +121,7 @@ def _cn_year(m: re.Match[str]) -> str:
 def figures(text: str) -> list[Figure]:
     """Numbers, years, dates, percentages and 第n of a text (markers and list enumerators are
     not figures)."""
-    t = _nfkc(_ENUMERATOR.sub("", strip_markers(text)))
+    t = normalise(_ENUMERATOR.sub("", strip_markers(text)), fold_case=False)
     t = _THOUSANDS.sub("", _CN_YEAR.sub(_cn_year, t))
     out: list[Figure] = []
     for m in _FIGURE.finditer(t):
@@ -157,15 +138,17 @@ def _covered(fig: Figure, pool: Iterable[Figure]) -> bool:
 
 def is_decline(text: str) -> bool:
     """The model says the passages do not settle the question and cites nothing."""
-    return NOT_MENTIONED in _nfkc(text) and not markers_in(text)
+    return NOT_MENTIONED in normalise(text, fold_case=False) and not markers_in(text)
 
 
 def _exempt(s: Sentence) -> bool:
-    if NOT_MENTIONED in _nfkc(s.body):
+    if NOT_MENTIONED in normalise(s.body, fold_case=False):
         return True
     if figures(s.body):
         return False
-    return len(re.sub(r"\W", "", _nfkc(s.body))) <= SHORT_LINE or s.body.rstrip().endswith((":", "："))
+    return len(re.sub(r"\W", "", normalise(s.body, fold_case=False))) <= SHORT_LINE or s.body.rstrip().endswith(
+        (":", "：")
+    )
 
 
 def _clip(text: str, n: int = 30) -> str:
@@ -176,7 +159,7 @@ def check_answer(text: str, passages: list[str], question: str = "") -> str | No
     """None when the answer passes every rule above, else the reason (code: detail)."""
     if not text.strip():
         return "empty: the model returned no text (模型没有返回内容)"
-    hit = INJECTION.search(unicodedata.normalize("NFKC", text))
+    hit = INJECTION.search(normalise(text, keep_space=True, fold_case=False))
     if hit:
         return f"injection: answer echoes an instruction «{hit.group(0)}» (答案复述了段落中的指令)"
     cited = markers_in(text)
@@ -199,12 +182,12 @@ def check_answer(text: str, passages: list[str], question: str = "") -> str | No
                 where = "".join(f"[{n}]" for n in dict.fromkeys(s.markers)) or "any passage"
                 return f"ungrounded_figure: {fig} is not in {where} (数字或日期“{fig}”不见于所引段落)"
     clean = [
-        _nfkc(p).lower()
+        normalise(p)
         for p in (passages[n - 1] for n in set(cited))
-        if not INJECTION.search(unicodedata.normalize("NFKC", p))
+        if not INJECTION.search(normalise(p, keep_space=True, fold_case=False))
     ]
     for m in URL.finditer(text):
-        if not any(_nfkc(m.group(0)).lower() in p for p in clean):
+        if not any(normalise(m.group(0)) in p for p in clean):
             where = _clip(m.group(0))
             return f"injection: address {where} is not in a cited passage (答案包含段落外或可疑段落中的网址)"
     return None

@@ -21,10 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from .chunk import CHUNKER_VERSION, chunk_document
-from .embed import Embedder
-from .errors import InputError, RagError, StoreError
-from .index import (
+from rag.core.errors import InputError, RagError, StoreError
+from rag.core.settings import Settings
+from rag.core.types import Chunk, Document
+from rag.index.bm25 import BM25Store
+from rag.index.embed import Embedder
+from rag.index.generations import (
     CURRENT,
     MANIFEST,
     chroma_client,
@@ -36,11 +38,10 @@ from .index import (
     embedding_cache,
     swap_current,
 )
-from .load import find_files, load_document
-from .settings import Settings
-from .store import COLLECTION, BM25Store, ChromaStore
-from .tokenize import get_tokenizer
-from .types import Chunk, Document
+from rag.index.tokenize import get_tokenizer
+from rag.index.vectors import COLLECTION, ChromaStore
+from rag.ingest.chunk import CHUNKER_VERSION, chunk_document
+from rag.ingest.load import find_files, load_document
 
 REBUILD_SHARE = 0.2  # above this share of chunks removed, the vector store is rebuilt, not edited
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ from collections.abc import Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
 
-from .errors import InputError
-from .settings import Settings
+from rag.core.errors import InputError
+from rag.core.settings import Settings
 
 SYNONYM_SOURCES = ("cilin", "none")
 MAX_GROUP = 30

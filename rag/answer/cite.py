@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .types import Answer, Chunk, Citation, Hit
+from rag.core.types import Answer, Chunk, Citation, Hit
 
 
 def _chunk_fields(c: Chunk) -> dict[str, Any]:

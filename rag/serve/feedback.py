@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
+from rag.core.errors import InputError
 
 RATINGS = ("up", "down")
 MAX_COMMENT_CHARS = 2000

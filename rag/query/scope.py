@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_SUFFIXES = ("新区", "区", "县", "市")
+from rag.core.text import place_stem
+
 _PLACE_FLAGS = {"ns", "nr", "nrt", "nz"}
 _LEVEL = {"区": 0, "县": 0, "市": 1}  # 区/县 is more specific than 市
 
@@ -19,13 +20,6 @@ _LEVEL = {"区": 0, "县": 0, "市": 1}  # 区/县 is more specific than 市
 class Scope:
     districts: tuple[str, ...]  # named districts the index holds
     unknown: tuple[str, ...]  # named districts the index does not hold
-
-
-def _stem(name: str) -> str:
-    for s in _SUFFIXES:
-        if name.endswith(s) and len(name) - len(s) >= 2:
-            return name[: -len(s)]
-    return name
 
 
 def _places(question: str) -> list[str]:
@@ -46,12 +40,12 @@ def detect_scope(question: str, known: list[str]) -> Scope:
     q = re.sub(r"\s+", "", question)
     found: list[str] = []
     for d in known:
-        stem = _stem(d)
+        stem = place_stem(d)
         if d in q or (stem != d and stem in q):
             found.append(d)
     unknown: list[str] = []
     for p in _places(q):
-        if p in known or any(p in d or _stem(d) == _stem(p) for d in known):
+        if p in known or any(p in d or place_stem(d) == place_stem(p) for d in known):
             continue
         if any(p in f for f in found):
             continue

@@ -16,10 +16,10 @@ from pathlib import Path
 from langchain_core.messages import BaseMessage
 from langchain_core.prompts import ChatPromptTemplate
 
-from .errors import InputError
+from rag.core.errors import InputError
 
 # The repository's prompts/ folder, found from the package (no environment reads).
-PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
 SUFFIXES = (".txt", ".md")
 
 # The variables each prompt must use: exactly these, no more, no fewer.

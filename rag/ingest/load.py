@@ -8,10 +8,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .errors import InputError
-from .metadata import extract_metadata
-from .normalize import normalize_text
-from .types import Document, content_hash
+from rag.core.errors import InputError
+from rag.core.types import Document, content_hash
+from rag.ingest.metadata import extract_metadata
+from rag.ingest.paragraphs import normalize_text
 
 log = logging.getLogger(__name__)
 

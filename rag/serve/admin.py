@@ -21,12 +21,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .embed import Embedder, make_embedder
-from .errors import IndexMissingError, InputError, RagError, UserError
-from .ingest import IngestReport, ingest
-from .load import SUPPORTED
-from .pipeline import Pipeline
-from .settings import Settings
+from rag.answer.pipeline import Pipeline
+from rag.core.errors import IndexMissingError, InputError, RagError, UserError
+from rag.core.settings import Settings
+from rag.index.embed import Embedder, make_embedder
+from rag.ingest.build import IngestReport, ingest
+from rag.ingest.load import SUPPORTED
 
 log = logging.getLogger(__name__)
 
