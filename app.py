@@ -328,9 +328,6 @@ def _notice(text: str, ok: bool = False) -> str:
 def build_ui(provider: PipelineProvider, settings: Settings, admin: Admin, store: FeedbackStore) -> gr.Blocks:
     ask = make_ask(provider)
 
-    def refresh_scope() -> Any:
-        return gr.update(choices=_district_choices(provider))
-
     def banner() -> str:
         try:
             pipe = provider()

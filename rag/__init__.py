@@ -1,6 +1,6 @@
-"""政策问答 zhengce: cited Q&A over Chinese government plans.
+"""政策问答 zhengce: cited Q&A over Chinese government documents; the package's public door.
 
-Pipeline order: load → normalize → chunk → embed → store → retrieve → rerank/answer → cite.
+Subpackages in pipeline order: core → ingest → index → query → answer → llm → serve.
 Importing this package does no work: no model loads, no folders, no environment reads.
 """
 

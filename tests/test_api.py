@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -42,7 +42,7 @@ def private_settings(plans_settings: Settings, tmp: Path, **overrides: object) -
     """A copy of the session index (generations, symlink, Chroma files) and an empty data dir."""
     index = tmp / "index"
     shutil.copytree(plans_settings.index_dir, index, symlinks=True)
-    return replace(plans_settings, index_dir=index, data_dir=tmp / "data", **overrides)  # type: ignore[arg-type]
+    return plans_settings.with_changes(index_dir=index, data_dir=tmp / "data", **overrides)
 
 
 @pytest.fixture(scope="module")
@@ -320,7 +320,7 @@ def test_upload_type_and_size_limits(http: httpx.Client) -> None:
 
 
 def test_admin_disabled_without_password(plans_settings: Settings, pipeline: Pipeline) -> None:
-    settings = replace(plans_settings, admin_password=None)
+    settings = plans_settings.with_changes(admin_password=None)
     admin = Admin(settings, lambda: pipeline)
     assert not admin.enabled
     with pytest.raises(AdminDisabledError, match="RAG_ADMIN_PASSWORD"):

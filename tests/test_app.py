@@ -9,7 +9,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ class Live:
 def live(plans_settings: Settings, embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     tmp = tmp_path_factory.mktemp("app")
     shutil.copytree(plans_settings.index_dir, tmp / "index", symlinks=True)
-    settings = replace(plans_settings, index_dir=tmp / "index", data_dir=tmp / "data", admin_password=PASSWORD)
+    settings = plans_settings.with_changes(index_dir=tmp / "index", data_dir=tmp / "data", admin_password=PASSWORD)
     provider = LivePipeline(settings, embedder)
     admin = Admin(settings, provider)
     with running(build_app(settings, provider, admin=admin)) as url:

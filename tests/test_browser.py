@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 import sys
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ pytestmark = pytest.mark.slow
 def url(plans_settings: Settings, embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("browser")
     shutil.copytree(plans_settings.index_dir, tmp / "index", symlinks=True)
-    settings = replace(plans_settings, index_dir=tmp / "index", data_dir=tmp / "data", admin_password="pw")
+    settings = plans_settings.with_changes(index_dir=tmp / "index", data_dir=tmp / "data", admin_password="pw")
     provider = LivePipeline(settings, embedder)
     admin = Admin(settings, provider)
     job = admin.submit_ingest([admin.save_upload("fengxian_open_data.txt", PLAN_WITH_SCRIPT.encode("utf-8"))])

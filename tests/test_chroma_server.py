@@ -13,7 +13,6 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -91,12 +90,18 @@ def served(
     index = tmp_path_factory.mktemp("served-index")
     shutil.copy(Path(plans_settings.index_dir) / "embcache.sqlite", index / "embcache.sqlite")
     settings = Settings(index_dir=index, chroma_url=server.url)
-    docs = tmp_path_factory.mktemp("served-docs")
+    docs = served_docs(settings)
+    docs.mkdir()
     for f in DOCS.iterdir():
         shutil.copy(f, docs / f.name)
-    rep = ingest([docs], replace(settings, extra={"docs": docs}), embedder)
+    rep = ingest([docs], settings, embedder)
     assert rep.ok and len(rep.added) == 2
-    return replace(settings, extra={"docs": docs})
+    return settings
+
+
+def served_docs(settings: Settings) -> Path:
+    """The served index's source folder, beside the index."""
+    return Path(str(settings.index_dir) + "-docs")
 
 
 def server_collections(settings: Settings) -> set[str]:
@@ -158,7 +163,7 @@ def test_survives_a_server_restart(served: Settings, server: Server, embedder: E
 
 
 def test_reingest_cleans_old_collections_and_repairs_a_lost_one(served: Settings, embedder: Embedder) -> None:
-    docs: Path = served.extra["docs"]
+    docs = served_docs(served)
     target = docs / "jinshan_law_based_government_plan_2021-2025.txt"
     names = []
     for year in (2026, 2027):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from dataclasses import replace
 
 import pytest
 
@@ -41,7 +40,7 @@ def _fresh(fake: FakeLLM) -> None:
 
 
 def llm_settings(base: Settings, url: str) -> Settings:
-    return replace(base, llm_base_url=url, llm_model="fake", llm_timeout_s=1.0)
+    return base.with_changes(llm_base_url=url, llm_model="fake", llm_timeout_s=1.0)
 
 
 @pytest.fixture(scope="module")
@@ -308,7 +307,7 @@ def test_rewrite_without_history_asks_nothing(pipe: Pipeline, fake: FakeLLM) -> 
 
 def test_make_generator(plans_settings: Settings, fake: FakeLLM) -> None:
     assert make_generator(plans_settings) is None
-    assert make_generator(replace(plans_settings, llm_base_url=fake.base_url)) is None  # no model: extractive
+    assert make_generator(plans_settings.with_changes(llm_base_url=fake.base_url)) is None  # no model: extractive
     gen = make_generator(llm_settings(plans_settings, fake.base_url))
     assert isinstance(gen, LLMGenerator) and gen.name == "llm"
     with pytest.raises(ValueError):

@@ -88,14 +88,13 @@ def test_eval_llm_needs_an_endpoint(monkeypatch: pytest.MonkeyPatch, plans_setti
 
 
 def test_api_rewrites_follow_ups_with_the_llm(plans_settings: Settings, embedder: Embedder) -> None:
-    from dataclasses import replace
 
     from rag.answer.pipeline import Pipeline
     from rag.llm.generator import LLMGenerator
     from rag.serve.api import answer_question
 
     with running() as server:
-        s = replace(plans_settings, llm_base_url=server.base_url, llm_model="fake", llm_timeout_s=1.0)
+        s = plans_settings.with_changes(llm_base_url=server.base_url, llm_model="fake", llm_timeout_s=1.0)
         pipe = Pipeline(s, embedder, generator=LLMGenerator(s))
         server.reset(Reply("静安区的行政复议体制改革要在什么时候完成？"), Reply("x", status=500))
         obj = answer_question(pipe, "那静安区呢？", [Q])

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from conftest import Counting
 
-from rag.index import vectors as store_mod
 from rag.core.errors import StoreError
 from rag.core.settings import Settings
 from rag.core.types import Chunk, Document
+from rag.index import vectors as store_mod
 from rag.index.bm25 import BM25Store, bm25_idf
 from rag.index.cache import CachedEmbedder
 from rag.index.embed import Embedder
@@ -146,7 +146,7 @@ def test_bm25_idf_prefers_rare_tokens() -> None:
     bm = BM25Store.build([t for _, t in TEXTS], char_tokens)
     idf = bm25_idf(bm)
     assert idf["专利"] > idf["行政"] > 0  # 专利 in 1 text, 行政 in 2
-    assert set(idf) <= set(bm._r.vocab_dict)
+    assert set(idf) <= set(bm.vocab)
 
 
 def test_load_rejects_damaged_generations(tmp_path: Path, embedder: Embedder) -> None:

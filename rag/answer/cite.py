@@ -39,9 +39,3 @@ def answer_dict(a: Answer) -> dict[str, Any]:
     }
     out.update(a.extra)
     return out
-
-
-def format_citation(c: Citation) -> str:
-    """One human-readable citation line: [n] 《title》 › section."""
-    where = f"《{c.chunk.title}》" + (f" › {c.chunk.section}" if c.chunk.section else "")
-    return f"[{c.n}] {where}"

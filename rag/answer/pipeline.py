@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any, Protocol
 
+from langchain_core.retrievers import BaseRetriever
+
 from rag.answer.rerank import Reranker, blend, make_reranker
 from rag.answer.retrieve import HybridRetriever
 from rag.answer.score import AnswerParams, Scored, score_sentences, select_evidence
@@ -295,6 +297,12 @@ class Pipeline:
         return Answer(
             question, text, True, (), tuple(hits[: self.settings.top_k]), {}, {"unknown_districts": list(unknown)}
         )
+
+    def as_retriever(self, district: str | None = None, include_refused: bool = False) -> BaseRetriever:
+        """This pipeline as a langchain `BaseRetriever` (see rag.answer.lc_retriever)."""
+        from rag.answer.lc_retriever import PipelineRetriever
+
+        return PipelineRetriever(pipeline=self, district=district, include_refused=include_refused)
 
     def documents(self) -> list[dict[str, Any]]:
         return self.index.documents

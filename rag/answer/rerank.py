@@ -82,13 +82,5 @@ def make_reranker(settings: Settings) -> Reranker | None:
         return None
     if name != "cross-encoder":
         raise InputError(f"未知的重排序后端 {name!r} (unknown reranker {name!r}; valid: {', '.join(RERANKERS)})")
-    if not settings.rerank_model:
-        raise InputError(
-            "重排序需要模型路径：设置 RAG_RERANK_MODEL (the cross-encoder needs a model: set RAG_RERANK_MODEL)"
-        )
-    if settings.rerank_top < 1 or settings.rerank_weight < 0:
-        raise InputError(
-            "RAG_RERANK_TOP 须 ≥ 1，RAG_RERANK_WEIGHT 须 ≥ 0 "
-            f"(rerank top must be ≥ 1 and weight ≥ 0; got {settings.rerank_top}, {settings.rerank_weight})"
-        )
+    assert settings.rerank_model  # Settings validates that a cross-encoder has a model
     return CrossEncoderReranker(settings.rerank_model)

@@ -5,12 +5,8 @@ restricted by metadata to the districts the question names.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
-from langchain_core.documents import Document as LCDocument
-from langchain_core.retrievers import BaseRetriever
 
 from rag.core.settings import Settings
 from rag.core.types import Hit
@@ -54,28 +50,3 @@ class HybridRetriever:
         order = sorted(fused, key=lambda i: -fused[i])[:k]
         top = fused[order[0]] if order else 1.0
         return [Hit(self.index.chunks[i], fused[i] / top, ranks.get(i, {})) for i in order]
-
-
-class LangchainRetriever(BaseRetriever):
-    """The hybrid retriever as a langchain retriever, for chains and agents built on langchain."""
-
-    hybrid: Any
-    k: int = 10
-    districts: list[str] | None = None
-
-    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[LCDocument]:
-        hits = self.hybrid.retrieve(query, self.k, self.districts)
-        return [
-            LCDocument(
-                page_content=h.chunk.text,
-                id=h.chunk.id,
-                metadata={
-                    "title": h.chunk.title,
-                    "district": h.chunk.district,
-                    "section": h.chunk.section,
-                    "source": h.chunk.source,
-                    "score": h.score,
-                },
-            )
-            for h in hits
-        ]

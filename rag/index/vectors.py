@@ -1,5 +1,4 @@
-"""Stores: vectors in Chroma (through langchain's VectorStore), BM25 (bm25s) beside it, and an
-embedding cache keyed by content hash so re-ingests and benchmarks never embed a text twice.
+"""Dense vectors in Chroma (chromadb's public client API), searched whole or within a district.
 
 Chroma holds vectors and small metadata only; chunk texts live in the generation's
 chunks.jsonl (storing documents in Chroma doubled its add time and disk through its full-text

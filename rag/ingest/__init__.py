@@ -1,1 +1,1 @@
-"""ingest"""
+"""Ingest: files → text → paragraphs → metadata → section tree and chunks → a new index generation."""

@@ -34,7 +34,7 @@ from rag.index.generations import (
     close_client,
     collection_name,
     current_generation,
-    drop_collections,
+    drop_vector_sets,
     embedding_cache,
     swap_current,
 )
@@ -187,7 +187,7 @@ def ingest(
         except BaseException:
             # The current generation was never touched; drop the half-built one (and, in server
             # mode, its collection). A kill skips this: the next ingest's cleanup removes it.
-            drop_collections(settings, [collection_name(settings, gen)])
+            drop_vector_sets(settings, [collection_name(settings, gen)])
             shutil.rmtree(gen, ignore_errors=True)
             raise
         cleanup_generations(root, settings=settings)

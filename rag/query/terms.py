@@ -1,9 +1,5 @@
-"""Extractive answers: pick the sentence(s) that settle the question from the retrieved
-passages, or abstain. No LLM needed; the LLM mode reuses the same evidence and refusal rules.
-
-A sentence's score blends how much of the question's (IDF-weighted) content it covers, how much
-its passage with title and section path covers, the passage's retrieval score, and whether it
-has what the question type asks for (a date for 何时, a figure for 多少, a list for 哪些).
+"""What the question asks: its words and content terms, its kind (when, how many, which, what
+is X, who), the unit or noun it wants, and the synonyms of its words.
 """
 
 from __future__ import annotations

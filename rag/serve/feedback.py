@@ -18,7 +18,6 @@ from typing import Any
 
 from rag.core.errors import InputError
 
-RATINGS = ("up", "down")
 MAX_COMMENT_CHARS = 2000
 
 _SCHEMA = """
