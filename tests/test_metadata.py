@@ -83,3 +83,18 @@ def test_all_regulations_have_title_and_kind() -> None:
         assert meta.kind == "regulation", path.name
         assert meta.date is None or meta.date[:4].isdigit(), path.name
         assert meta.issuer in (None, "上海市人民代表大会常务委员会", "上海市人民代表大会"), path.name
+
+
+def test_place_from_title_adoption_line_and_aliases() -> None:
+    def place(text: str) -> str | None:
+        return extract_metadata(normalize_text(text), "x.md").district
+
+    adopted = "（2019年3月29日{body}第十二次会议通过）\n<!-- INFO END -->\n## 第一章 总则\n第一条 为了规范管理，制定本条例。\n"
+    assert place("# 住宅小区物业服务条例\n" + adopted.format(body="昆明市第十五届人民代表大会常务委员会")) == "昆明市"
+    assert place("# 前海合作区条例\n" + adopted.format(body="深圳市第七届人民代表大会常务委员会")) == "深圳市"
+    assert place("# 深圳经济特区绿化条例\n" + adopted.format(body="深圳市第七届人民代表大会常务委员会")) == "深圳市"
+    assert (
+        place("# 重庆市酉阳土家族苗族自治县自治条例\n" + adopted.format(body="重庆市人民代表大会"))
+        == "酉阳土家族苗族自治县"
+    )
+    assert place("# 住宅小区停车管理办法\n第一条 为了规范停车，制定本办法。\n") is None

@@ -1,4 +1,5 @@
-from rag.query.scope import detect_scope
+from rag.core.places import gazetteer
+from rag.query.scope import detect_scope, held_by_level
 
 HELD = ["上海市", "金山区", "静安区"]
 
@@ -10,8 +11,36 @@ def test_known_districts_with_and_without_suffix() -> None:
 
 def test_unknown_districts_are_noticed() -> None:
     for q, name in [("浦东新区的行政复议", "浦东新区"), ("徐汇区有什么规划", "徐汇区"), ("杨浦区行政执法", "杨浦区")]:
-        s = detect_scope(q, HELD)
+        s = detect_scope(q, HELD[1:], mentioned=set())
         assert s.unknown == (name,) and s.districts == ()
+
+
+def test_a_district_without_documents_is_answered_by_the_city_above_that_speaks_of_it() -> None:
+    xuhui = {p.code for p in gazetteer().named("徐汇区")}
+    assert detect_scope("徐汇区有什么规划", HELD, mentioned=xuhui).districts == ("上海市",)
+    s = detect_scope("徐汇区有什么规划", HELD, mentioned=set())  # no passage names 徐汇
+    assert s.districts == () and s.unknown == ("徐汇区",)
+
+
+def test_a_place_searches_the_places_inside_it() -> None:
+    held = ["北京市", "海淀区", "深圳市", "酉阳土家族苗族自治县", "重庆市"]
+    assert set(detect_scope("北京的中医药条例", held).districts) == {"北京市", "海淀区"}
+    assert detect_scope("海淀区的规定", held).districts == ("海淀区",)
+    assert detect_scope("深圳经济特区的条例何时施行", held).districts == ("深圳市",)
+    assert detect_scope("酉阳县的自治条例", held).districts == ("酉阳土家族苗族自治县",)
+    assert set(detect_scope("广东省有哪些规定", held).districts) == {"深圳市"}
+
+
+def test_places_only_mentioned_elsewhere_are_searched_not_refused() -> None:
+    tianjin = {p.code for p in gazetteer().named("天津市")}
+    s = detect_scope("天津港的规定", ["北京市"], mentioned=tianjin)
+    assert s.districts == () and s.unknown == ()
+    assert detect_scope("天津港的规定", ["北京市"], mentioned=set()).unknown == ("天津市",)
+
+
+def test_refusal_lists_the_held_places_by_level() -> None:
+    text = held_by_level(["北京市", "深圳市", "金山区"])
+    assert text.index("省级：北京市") < text.index("市级：深圳市") < text.index("区县级：金山区")
 
 
 def test_generic_area_words_are_not_districts() -> None:
@@ -21,4 +50,4 @@ def test_generic_area_words_are_not_districts() -> None:
 
 def test_most_specific_level_wins() -> None:
     assert detect_scope("上海市金山区的规划", HELD).districts == ("金山区",)
-    assert detect_scope("上海市行政复议条例", HELD).districts == ("上海市",)
+    assert set(detect_scope("上海市行政复议条例", HELD).districts) == set(HELD)  # and the places inside it

@@ -16,13 +16,15 @@ from rag.answer.retrieve import HybridRetriever
 from rag.answer.score import AnswerParams, Scored, score_sentences, select_evidence
 from rag.answer.structure import lead_in_items, section_items
 from rag.core.errors import ScopeError
+from rag.core.places import Gazetteer, gazetteer
 from rag.core.settings import Settings
 from rag.core.types import Answer, Chunk, Citation, Hit
 from rag.index.bm25 import bm25_idf
 from rag.index.embed import Embedder, make_embedder
 from rag.index.generations import KIND_SCOPE, Index
-from rag.query.scope import detect_scope
+from rag.query.scope import detect_scope, held_by_level, held_places
 from rag.query.synonyms import make_synonyms
+from rag.query.terms import question_words
 
 ABSTAIN = "抱歉，已收录的文件中没有找到能回答这个问题的内容。以下是最相关的段落，供人工核对。"
 CANDIDATES_FOR_ANSWER = 8
@@ -58,11 +60,18 @@ class _Loaded:
         self.by_doc: dict[str, list[Chunk]] = {}
         for c in sorted(index.chunks, key=lambda c: c.order):
             self.by_doc.setdefault(c.doc_id, []).append(c)
-        # District names are cut from questions before term matching (scope comes from metadata).
+        # Place names are cut from questions before term matching (scope comes from metadata).
+        held = held_places(index.districts)
+        aliases = {a for p in held.values() for a in Gazetteer.aliases(p)}
         self.names = tuple(
-            sorted(set(index.districts) | {d[:-1] for d in index.districts if len(d) > 2}, key=len, reverse=True)
+            sorted(
+                set(index.districts) | {d[:-1] for d in index.districts if len(d) > 2} | aliases, key=len, reverse=True
+            )
         )
-        detect_scope("预热", index.districts)  # load jieba's dictionary now, not in a user's request
+        # Places some passage names: a question about one of them is not refused for its place.
+        g = gazetteer()
+        self.mentioned = {p.code for c in index.chunks for _, places in g.mentions(c.text) for p in places}
+        question_words("预热")  # load jieba's dictionary now, not in a user's request
         self._lock = threading.Lock()
         self._users = 0
         self._retired = False
@@ -191,7 +200,7 @@ class Pipeline:
                 f"知识库中没有{district}的文件；可选：{'、'.join(held)} "
                 f"(no documents for {district}; the index holds: {', '.join(held)})"
             )
-        scope = detect_scope(question, held)
+        scope = detect_scope(question, held, st.mentioned)
         districts = [district] if district else list(scope.districts)
         # "规划里…" asks the plans, "条例…" the regulations: the other kind would only crowd them out.
         search_scope = districts or self._kind_scope(st, question)
@@ -292,8 +301,8 @@ class Pipeline:
         return Answer(question, "\n".join(lines), False, tuple(citations), retrieved, {})
 
     def _refuse_unknown(self, question: str, unknown: tuple[str, ...], hits: list[Hit], districts: list[str]) -> Answer:
-        held = "、".join(districts) or "（无）"
-        text = f"抱歉，知识库中没有{'、'.join(unknown)}的文件，无法回答。目前收录的地区有：{held}。以下是最相关的段落，供人工核对。"
+        held = held_by_level(districts)
+        text = f"抱歉，知识库中没有{'、'.join(unknown)}的文件，无法回答。目前收录的地区有——{held}。以下是最相关的段落，供人工核对。"
         return Answer(
             question, text, True, (), tuple(hits[: self.settings.top_k]), {}, {"unknown_districts": list(unknown)}
         )

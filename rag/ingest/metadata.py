@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from rag.core.places import gazetteer
 from rag.ingest.paragraphs import CN_NUM, MARKER_RE
 
 _CN_CHAR = r"[\u4e00-\u9fff]"
@@ -31,12 +32,6 @@ _DOC_NUMBER_RE = re.compile(rf"{_CN_CHAR}{{1,10}}[〔［\[（(]\d{{4}}[〕］\]�
 _DATE_RE = re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})日")
 _SOURCE_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _ENACTED_RE = re.compile(r"通过|修正|修订|公布|发布|印发|施行")
-# Area prefix of a title or issuer: [province][city][district/county].
-_AREA_RE = re.compile(
-    rf"^(?:{_CN_CHAR}{{2,7}}?(?:省|自治区))?"
-    rf"(?P<city>{_CN_CHAR}{{2,4}}?市)?"
-    rf"(?P<district>{_CN_CHAR}{{2,3}}?(?:新区|区|县))?"
-)
 
 
 @dataclass(frozen=True)
@@ -69,7 +64,7 @@ def extract_metadata(text: str, source: str) -> DocMeta:
     return DocMeta(
         title=title,
         kind=_kind(title, paragraphs),
-        district=_area(title) or (_area(issuer) if issuer else None),
+        district=_area(title) or (_area(issuer) if issuer else None) or _area_of_lines(head),
         issuer=issuer,
         doc_number=_doc_number(head),
         date=_date(head, paragraphs) or _source_date(source),
@@ -123,11 +118,21 @@ def _kind(title: str, paragraphs: list[str]) -> str:
 
 
 def _area(name: str) -> str | None:
-    """Most specific administrative area a name starts with: 上海市静安区… → 静安区."""
-    m = _AREA_RE.match(name)
-    if not m:
-        return None
-    return m.group("district") or m.group("city")
+    """The most specific division a title or issuer starts with: 上海市静安区… → 静安区,
+    深圳经济特区… → 深圳市; 住宅小区… → None (see rag.core.places)."""
+    place = gazetteer().prefix(name)
+    return place.name if place else None
+
+
+def _area_of_lines(head: list[str]) -> str | None:
+    """The division of an adoption line or letterhead that names one: "2019年…北京市第十五届
+    人民代表大会常务委员会…通过" → 北京市, when neither title nor issuer starts with a place."""
+    for p in head:
+        m = _SESSION_RE.search(_DATE_RE.sub(" ", p))
+        place = gazetteer().prefix(m.group(1)) if m else None
+        if place:
+            return place.name
+    return None
 
 
 def _issuer(head: list[str]) -> str | None:

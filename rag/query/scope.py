@@ -1,59 +1,105 @@
-"""Scope from the question: which districts it names, and which of those the index lacks.
+"""Scope from the question: the places it names, resolved against the places the index holds.
 
-Known districts come from the index. Unknown ones are found with jieba's place-name tags plus
-the administrative suffix (…区/县/市), so "浦东新区" or "徐汇区" is noticed and refused rather than
-answered from another district's plan.
+A named place is searched with every indexed place inside it (北京市 → 北京市, 海淀区 …). A place
+with no documents of its own is answered by the indexed places above it (海淀区 → 北京市's
+regulations, which speak of their districts). A place the index holds nothing of, inside or
+above, is `unknown`: the pipeline refuses it unless some passage mentions it. The divisions and
+their aliases come from rag.core.places, so 酉阳县, 深圳经济特区 and 北京 resolve like full names.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from rag.core.text import place_stem
+from rag.core.places import LEVEL_NAMES, LEVELS, Gazetteer, Place, gazetteer
 
-_PLACE_FLAGS = {"ns", "nr", "nrt", "nz"}
-_LEVEL = {"区": 0, "县": 0, "市": 1}  # 区/县 is more specific than 市
+_FULL_SUFFIXES = ("县", "区", "州", "市", "省", "经济特区", "自治区")
 
 
 @dataclass(frozen=True)
 class Scope:
-    districts: tuple[str, ...]  # named districts the index holds
-    unknown: tuple[str, ...]  # named districts the index does not hold
+    districts: tuple[str, ...]  # indexed places to search (names as the index holds them)
+    unknown: tuple[str, ...]  # named places with no indexed document inside or above them
 
 
-def _places(question: str) -> list[str]:
-    import jieba.posseg as pseg
-
-    words = [(w, f) for w, f in pseg.lcut(question)]
-    out: list[str] = []
-    for i, (w, f) in enumerate(words):
-        if len(w) >= 3 and w[-1] in "区县市" and f in _PLACE_FLAGS:
-            out.append(w)
-        elif f in _PLACE_FLAGS and len(w) >= 2 and i + 1 < len(words) and words[i + 1][0] in ("区", "县", "新区"):
-            out.append(w + words[i + 1][0])
+def held_places(known: Sequence[str], g: Gazetteer | None = None) -> dict[str, Place]:
+    """Each indexed place name → its division. Of places sharing a name (朝阳区 in 北京 and in
+    长春), the one whose ancestors the index also holds, else the most senior."""
+    g = g or gazetteer()
+    names = set(known)
+    out: dict[str, Place] = {}
+    for name in known:
+        choices = g.named(name)
+        if choices:
+            rooted = [c for c in choices if any(a.name in names for a in g.ancestors(c))]
+            out[name] = min(rooted or choices, key=lambda p: (LEVELS.index(p.level), p.code))
     return out
 
 
-def detect_scope(question: str, known: list[str]) -> Scope:
-    """Districts named in the question, split into known (in the index) and unknown."""
+def _named(question: str, held: dict[str, Place], g: Gazetteer) -> list[tuple[str, list[Place]]]:
+    """Places the question names, the indexed ones first (so 和静县 never eats "金山和静安").
+    A county's bare short name (长安, 和平) is an ordinary word too often, so it counts only for
+    a county the index holds; full names and provinces/cities always count."""
+    out: list[tuple[int, str, list[Place]]] = []
+    by_alias: dict[str, list[Place]] = {}
+    for p in held.values():
+        for alias in Gazetteer.aliases(p):
+            by_alias.setdefault(alias, []).append(p)
+    rest = question
+    for alias in sorted(by_alias, key=len, reverse=True):
+        for m in re.finditer(re.escape(alias), rest):
+            out.append((m.start(), alias, by_alias[alias]))
+        rest = rest.replace(alias, "□" * len(alias))
+    for m_alias, places in g.mentions(rest):
+        full = any(m_alias == p.name for p in places) or m_alias.endswith(_FULL_SUFFIXES)
+        if full or any(p.level != "county" for p in places):
+            out.append((rest.index(m_alias), m_alias, places))
+    return [(alias, places) for _, alias, places in sorted(out, key=lambda t: t[0])]
+
+
+def detect_scope(question: str, known: Sequence[str], mentioned: Collection[str] | None = None) -> Scope:
+    """The indexed places to search for a question, and the named places the index lacks.
+    `mentioned` holds the codes of places some passage names: a place with no documents of its
+    own is searched in the places above it, or everywhere, only if a passage speaks of it
+    (without the set, the places above are searched)."""
+    g = gazetteer()
     q = re.sub(r"\s+", "", question)
-    found: list[str] = []
-    for d in known:
-        stem = place_stem(d)
-        if d in q or (stem != d and stem in q):
-            found.append(d)
+    held = held_places(known, g)
+    named = _named(q, held, g)
+    # The most specific wins: "上海市金山区" is about 金山区, not every 上海市 document.
+    flat = [p for _, places in named for p in places]
+    named = [
+        (alias, kept)
+        for alias, places in named
+        if (kept := [p for p in places if not any(o is not p and g.within(o, p) for o in flat)])
+    ]
+    districts: list[str] = []
     unknown: list[str] = []
-    for p in _places(q):
-        if p in known or any(p in d or place_stem(d) == place_stem(p) for d in known):
-            continue
-        if any(p in f for f in found):
-            continue
-        unknown.append(p)
-    # The most specific level wins: "上海市金山区" is about 金山区, not every 上海市 document.
-    named = found + unknown
-    if named:
-        finest = min(_LEVEL.get(n[-1], 0) for n in named)
-        found = [d for d in found if _LEVEL.get(d[-1], 0) == finest]
-        unknown = [u for u in unknown if _LEVEL.get(u[-1], 0) == finest]
-    return Scope(tuple(dict.fromkeys(found)), tuple(dict.fromkeys(unknown)))
+    unscoped = False
+    for alias, places in named:
+        inside = [n for n, h in held.items() if any(g.within(h, p) for p in places)]
+        above = [n for n, h in held.items() if any(g.within(p, h) for p in places)]
+        spoken = mentioned is None or any(p.code in mentioned for p in places)
+        if inside:
+            districts.extend(inside)
+        elif above and spoken:
+            districts.extend(above)
+        elif mentioned is not None and spoken:
+            unscoped = True  # only passages elsewhere speak of it: search everything
+        else:
+            unknown.append(places[0].name if alias == places[0].short else alias)
+    if unscoped:
+        districts = []
+    return Scope(tuple(dict.fromkeys(districts)), tuple(dict.fromkeys(unknown)))
+
+
+def held_by_level(known: Sequence[str]) -> str:
+    """The indexed places grouped by level, for a refusal: 省级：北京市、重庆市；区县级：金山区."""
+    held = held_places(known)
+    groups: dict[str, list[str]] = {}
+    for name in known:
+        level = held[name].level if name in held else "county"
+        groups.setdefault(level, []).append(name)
+    return "；".join(f"{LEVEL_NAMES[lv]}：{'、'.join(groups[lv])}" for lv in LEVELS if lv in groups) or "（无）"
