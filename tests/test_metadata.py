@@ -98,3 +98,14 @@ def test_place_from_title_adoption_line_and_aliases() -> None:
         == "酉阳土家族苗族自治县"
     )
     assert place("# 住宅小区停车管理办法\n第一条 为了规范停车，制定本办法。\n") is None
+
+
+def test_a_notice_or_news_item_takes_its_first_line_as_title_and_kind() -> None:
+    news = "广州市启动老旧小区加装电梯补贴申报\n\n5月8日，广州市住房和城乡建设局发布通知。\n申报截止日期为6月30日。\n"
+    meta = extract_metadata(normalize_text(news), "/uploads/8f3a2c.txt")
+    assert (meta.title, meta.kind, meta.district) == ("广州市启动老旧小区加装电梯补贴申报", "news", "广州市")
+    notice = "关于做好天津市2025年度防汛工作的通知\n\n各区人民政府：\n现将有关事项通知如下。\n"
+    meta = extract_metadata(normalize_text(notice), "a.txt")
+    assert (meta.kind, meta.district) == ("notice", "天津市")
+    qa = "个人所得税专项附加扣除政策问答\n\n问：子女教育扣除标准是多少？\n答：每个子女每月2000元。\n问：何时申报？\n答：次年3月。\n"
+    assert extract_metadata(normalize_text(qa), "b.txt").kind == "interpretation"

@@ -22,7 +22,11 @@ LEVELS = ("province", "city", "county")
 LEVEL_NAMES = {"province": "省级", "city": "市级", "county": "区县级"}
 _MUNICIPALITIES = ("11", "12", "31", "50")  # 北京 天津 上海 重庆: their districts sit right below them
 _SPECIAL_ZONES = ("深圳市", "珠海市", "汕头市", "厦门市")  # the four 经济特区 named after their city
-_GENERIC = frozenset("城区 郊区 矿区 市辖区 县 省直辖县级行政区划 自治区直辖县级行政区划".split())
+_GENERIC = frozenset(
+    "城区 郊区 矿区 市辖区 县 省直辖县级行政区划 自治区直辖县级行政区划 小区 社区 园区 景区 街区 片区 校区 厂区 辖区 新区 市区 全区 各区 本区 "
+    "开发区 示范区 保护区 试验区 合作区 功能区 商务区 风景区 自贸区 住宅区".split()
+)
+_NEW_DISTRICT = re.compile(r"([\u4e00-\u9fff]{2}[区县])(?![区县])")
 _SUFFIX = re.compile(r"(特别行政区|自治区|自治州|自治县|自治旗|地区|新区|林区|特区|省|市|区|县|州|盟|旗)$")
 
 
@@ -108,20 +112,23 @@ class Gazetteer:
 
     def prefix(self, text: str) -> Place | None:
         """The most specific place a title or issuer starts with: 上海市金山区… → 金山区,
-        深圳经济特区… → 深圳市, 住宅小区… → None. Each further name must lie inside the last."""
+        深圳经济特区… → 深圳市, 住宅小区… → None. Each further name must lie inside the last.
+        A two-character 区/县 right after a city that the list lacks (a district created after
+        it was made) is taken as a new place below that city."""
         found: Place | None = None
         pos = 0
         while True:
             m = self._alias_re.match(text, pos)
-            if not m:
-                return found
-            choices = self.by_alias[m.group()]
+            choices = self.by_alias[m.group()] if m else []
             if found is not None:
                 choices = [c for c in choices if self.within(c, found) and c != found]
-                if not choices:
-                    return found
+            if not choices:
+                new = _NEW_DISTRICT.match(text, pos) if found is not None and found.level != "county" else None
+                if new and new.group(1) not in _GENERIC:
+                    return Place(found.code + "?", new.group(1), "county", found.code)  # type: ignore[union-attr]
+                return found
             found = _most_senior(choices)
-            pos = m.end()
+            pos = m.end()  # type: ignore[union-attr]
 
 
 def _most_senior(places: list[Place]) -> Place:

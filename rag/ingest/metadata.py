@@ -23,6 +23,10 @@ _DOC_TYPE_RE = re.compile(
 _FORWARDING_RE = re.compile(r"(通知|通报|批复|函)$")
 _PLAN_RE = re.compile(r"(规划|计划|纲要|方案|要点)$")
 _REGULATION_RE = re.compile(r"(条例|规定|办法|决定|决议|细则|规则|章程)$")
+_INTERPRETATION_RE = re.compile(r"解读|答记者问|政策问答|一图读懂|释义")
+_QA_RE = re.compile(r"^(?:问|Q)\s*\d*\s*[:：、.]|^\d+[.、]\s*\S{2,40}[？?]$")
+_NOTICE_RE = re.compile(r"(通知|通告|公告|通报|公示|启事)$")
+_NEWS_RE = re.compile(r"^(?:本报讯|新华社|中新网|人民网|（记者|记者)|^\d{1,2}月\d{1,2}日[，,]|^近日[，,]|^日前[，,]")
 _TITLE_STOPS = set("，。；：！？,;:!?")
 _ORG_RE = re.compile(r"(人民政府|办公室|办公厅|委员会|领导小组|人民法院|人民检察院|政府|局|厅|委|办|院|中心)$")
 _ARTICLE_RE = re.compile(rf"^第[{CN_NUM}]+条(?:之[{CN_NUM}]+)?\s")
@@ -64,7 +68,10 @@ def extract_metadata(text: str, source: str) -> DocMeta:
     return DocMeta(
         title=title,
         kind=_kind(title, paragraphs),
-        district=_area(title) or (_area(issuer) if issuer else None) or _area_of_lines(head),
+        district=_area(title)
+        or (_area(issuer) if issuer else None)
+        or _area_of_lines(head)
+        or _area_named(paragraphs[:4]),
         issuer=issuer,
         doc_number=_doc_number(head),
         date=_date(head, paragraphs) or _source_date(source),
@@ -106,14 +113,30 @@ def find_front_matter(paragraphs: list[str]) -> FrontMatter:
 def _title(paragraphs: list[str], front: FrontMatter, source: str) -> str:
     if front.main_title is not None:
         return paragraphs[front.main_title]
+    if len(paragraphs) > 1 and _is_headline(paragraphs[0]):
+        return paragraphs[0]  # a notice or news item whose first line is its headline
     return Path(source).stem
 
 
+def _is_headline(line: str) -> bool:
+    """A first line that reads as a headline: short, several Chinese characters, no sentence end."""
+    return 4 <= len(re.findall(_CN_CHAR, line)) and len(line) <= 60 and not re.search(r"[。！？；!?;]$", line)
+
+
 def _kind(title: str, paragraphs: list[str]) -> str:
+    """plan | regulation | notice | interpretation | qa | news | other."""
     if _PLAN_RE.search(title):
         return "plan"
     if _REGULATION_RE.search(title) or any(_ARTICLE_RE.match(p) for p in paragraphs):
         return "regulation"
+    if _INTERPRETATION_RE.search(title):
+        return "interpretation"
+    if sum(1 for p in paragraphs if _QA_RE.match(p)) >= 2:
+        return "qa"
+    if _NOTICE_RE.search(title):
+        return "notice"
+    if any(_NEWS_RE.search(p) for p in paragraphs[1:4]):
+        return "news"
     return "other"
 
 
@@ -122,6 +145,18 @@ def _area(name: str) -> str | None:
     深圳经济特区… → 深圳市; 住宅小区… → None (see rag.core.places)."""
     place = gazetteer().prefix(name)
     return place.name if place else None
+
+
+def _area_named(paragraphs: list[str]) -> str | None:
+    """The first province or city named in full in the title or lead ("关于做好北京市…的通知",
+    "本报讯 广州市…"): the place a notice or news item is about. Bare county names (长安,
+    和平) are ordinary words too often to count."""
+    for text in paragraphs:
+        for alias, places in gazetteer().mentions(text):
+            senior = [p for p in places if p.level != "county" and alias == p.name]
+            if senior:
+                return senior[0].name
+    return None
 
 
 def _area_of_lines(head: list[str]) -> str | None:

@@ -26,7 +26,8 @@ class Scope:
 
 def held_places(known: Sequence[str], g: Gazetteer | None = None) -> dict[str, Place]:
     """Each indexed place name → its division. Of places sharing a name (朝阳区 in 北京 and in
-    长春), the one whose ancestors the index also holds, else the most senior."""
+    长春), the one whose ancestors the index also holds, else the most senior. A name the list
+    lacks (a district newer than it) stands for itself."""
     g = g or gazetteer()
     names = set(known)
     out: dict[str, Place] = {}
@@ -35,6 +36,8 @@ def held_places(known: Sequence[str], g: Gazetteer | None = None) -> dict[str, P
         if choices:
             rooted = [c for c in choices if any(a.name in names for a in g.ancestors(c))]
             out[name] = min(rooted or choices, key=lambda p: (LEVELS.index(p.level), p.code))
+        else:
+            out[name] = Place("?" + name, name, "county", None)
     return out
 
 
