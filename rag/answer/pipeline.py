@@ -22,6 +22,7 @@ from rag.core.types import Answer, Chunk, Citation, Hit
 from rag.index.bm25 import bm25_idf
 from rag.index.embed import Embedder, make_embedder
 from rag.index.generations import KIND_SCOPE, Index
+from rag.query.guard import strip_instructions
 from rag.query.scope import detect_scope, held_by_level, held_places
 from rag.query.synonyms import make_synonyms
 from rag.query.terms import question_words
@@ -192,6 +193,24 @@ class Pipeline:
             st.release()
 
     def _ask(self, st: _Loaded, question: str, district: str | None) -> Answer:
+        """The answer to the question with any instruction-like wrapper cut (rag.query.guard)."""
+        asked, cut = strip_instructions(question.strip())
+        if not cut:
+            return self._answer(st, asked, district)
+        if not asked:
+            return Answer(
+                question,
+                ABSTAIN,
+                True,
+                (),
+                (),
+                {"retrieve": 0.0, "answer": 0.0, "total": 0.0},
+                {"instructions_cut": True},
+            )
+        answer = self._answer(st, asked, district)
+        return replace(answer, question=question, extra={**answer.extra, "instructions_cut": True})
+
+    def _answer(self, st: _Loaded, question: str, district: str | None) -> Answer:
         t0 = time.perf_counter()
         question = question.strip()
         held = st.index.districts

@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from rag.core.text import MARKER, normalise, split_sentences
+from rag.query.guard import INJECTION
 
 NOT_MENTIONED = "规划中未提及"
 SHORT_LINE = 6  # letters/digits; 综上所述 / 根据规划 / 具体如下 pass, a real claim does not
@@ -41,12 +42,6 @@ _CN_DIGITS = {c: str(i) for i, c in enumerate("〇一二三四五六七八九")}
 _CN_YEAR = re.compile(r"[〇零一二三四五六七八九]{4}(?=年)")
 _FIGURE = re.compile(r"(第)?(\d+(?:\.\d+)?)(%|‰)?")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
-INJECTION = re.compile(
-    r"(?:忽略|无视|忘记|不要理会)(?:以上|上述|之前|前面|先前|此前|所有|全部)"
-    r"|(?:ignore|disregard|forget)\s+(?:all\s+|the\s+|any\s+)?(?:previous|prior|above|earlier)"
-    r"|系统提示词?|system\s*prompt|你现在是|现在你是|扮演",
-    re.IGNORECASE,
-)
 URL = re.compile(
     r"(?:https?://|www\.)[^\s，。；！？、）)\]】\"”]+|[\w.+-]+@[\w-]+\.[\w.-]+"
     r"|(?<![a-z0-9-])[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|cn|net|org|gov|edu|io|info|example|xyz|top)(?![a-z0-9-])",
