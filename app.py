@@ -125,10 +125,14 @@ def highlight(text: str, quote: str) -> str:
     return "".join(out)
 
 
-def _answer_text(answer: str) -> str:
+def _answer_text(answer: str, span: str | None = None) -> str:
+    """The answer as HTML: [n] as superscripts, and the answer span emphasised where it first occurs."""
     pieces = _MARKER.split(answer)  # text, n, text, n, …
     out = [esc(p) if i % 2 == 0 else f'<sup class="zc-ref">[{int(p)}]</sup>' for i, p in enumerate(pieces)]
-    return "".join(out)
+    html = "".join(out)
+    if span and esc(span) in html:
+        html = html.replace(esc(span), f'<strong class="zc-span">{esc(span)}</strong>', 1)
+    return html
 
 
 def _passage_card(p: dict[str, Any], n: int | None = None, quote: str = "") -> str:
@@ -159,7 +163,7 @@ def render_answer(obj: dict[str, Any]) -> str:
             out.append('<div class="zc-near-head">最相关的段落（供人工核对，不构成答案）：</div>')
             out += [_passage_card(h) for h in obj["retrieved"][:3]]
     else:
-        out.append(f'<div class="zc-answer">{_answer_text(obj["answer"])}</div>')
+        out.append(f'<div class="zc-answer">{_answer_text(obj["answer"], obj.get("answer_span"))}</div>')
         out.append('<div class="zc-cites-head">引用来源（点击展开原文）：</div>')
         out += [_passage_card(c, c["n"], c["quote"]) for c in obj["citations"]]
     return '<div class="zc-bubble">' + "".join(out) + "</div>"

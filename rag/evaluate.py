@@ -7,6 +7,7 @@ is a list means any one of its strings is enough; kind "unanswerable" must absta
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,8 @@ import numpy as np
 
 from rag.answer.cite import answer_dict
 from rag.core.errors import InputError
-from rag.core.text import normalise
+from rag.core.places import gazetteer
+from rag.core.text import normalise, place_stem
 from rag.core.types import Answer
 
 
@@ -49,6 +51,60 @@ def keys_ok(answer: str, keys: Iterable[Any]) -> bool:
     return True
 
 
+_PUNCT = re.compile(r"[\W_]+")
+
+
+def _mrc_chars(text: str) -> str:
+    """CMRC 2018's comparison form: lower-cased, without punctuation and whitespace, compared
+    character by character."""
+    return _PUNCT.sub("", normalise(text))
+
+
+def _lcs(a: str, b: str) -> int:
+    """Length of the longest common substring."""
+    best = 0
+    prev = [0] * (len(b) + 1)
+    for ca in a:
+        cur = [0] * (len(b) + 1)
+        for j, cb in enumerate(b, 1):
+            if ca == cb:
+                cur[j] = prev[j - 1] + 1
+                best = max(best, cur[j])
+        prev = cur
+    return best
+
+
+def em_f1(prediction: str, golds: list[str]) -> tuple[float, float]:
+    """CMRC 2018's official EM and F1 (longest-common-substring F1), the max over the golds."""
+    pred = _mrc_chars(prediction)
+    em = f1 = 0.0
+    for g in (_mrc_chars(x) for x in golds):
+        if not g:
+            continue
+        em = max(em, float(pred == g))
+        common = _lcs(pred, g)
+        if common:
+            p, r = common / len(pred), common / len(g)
+            f1 = max(f1, 2 * p * r / (p + r))
+    return em, f1
+
+
+def span_golds(row: dict[str, Any]) -> list[str]:
+    """Gold answer spans: a reading-comprehension line's "answers", else a single required key's
+    alternatives; none for lines that need several keys."""
+    if row.get("answers"):
+        return [str(a) for a in row["answers"]]
+    keys = row.get("keys") or []
+    if len(keys) == 1:
+        return [str(k) for k in (keys[0] if isinstance(keys[0], list) else [keys[0]])]
+    return []
+
+
+def prediction(ans: dict[str, Any]) -> str:
+    """What EM/F1 score: the answer span when there is one, else the answer without markers."""
+    return str(ans.get("answer_span") or re.sub(r"\[\d+\]", "", ans["answer"]))
+
+
 def gold_rank(texts: list[str], golds: list[str]) -> int | None:
     """0-based rank of the first text containing any gold passage substring."""
     gs = [normalise(g) for g in golds if g]
@@ -57,6 +113,27 @@ def gold_rank(texts: list[str], golds: list[str]) -> int | None:
         if any(g in nt for g in gs):
             return r
     return None
+
+
+def _confused(row: dict[str, Any], ans: dict[str, Any]) -> bool:
+    """The question names a place and a citation comes from a place neither inside nor above it.
+    An unscoped question is answered per place by design (beside the regulations, 浦东新区's own
+    "一业一证" rules rightly answer "“一业一证”改革是什么意思？")."""
+    named = row.get("district") or row.get("place")
+    if not isinstance(named, str) or not named:
+        return False
+    if named not in row["question"] and place_stem(named) not in row["question"]:
+        return False
+    g = gazetteer()
+    targets = g.named(named)
+    for c in ans["citations"]:
+        cited = c.get("district")
+        if not cited or cited == named:
+            continue
+        places = g.named(cited)
+        if not any(g.within(p, t) or g.within(t, p) for p in places for t in targets):
+            return True
+    return False
 
 
 @dataclass
@@ -68,6 +145,8 @@ class Judged:
     citation_ok: bool
     rank: int | None
     confused: bool
+    em: float | None = None  # None: abstained, unanswerable, or no single gold span
+    f1: float | None = None
 
 
 def judge(row: dict[str, Any], ans: dict[str, Any]) -> Judged:
@@ -81,17 +160,12 @@ def judge(row: dict[str, Any], ans: dict[str, Any]) -> Judged:
         answer_ok = not ans["abstained"] and keys_ok(ans["answer"], row.get("keys", []))
         citation_ok = not ans["abstained"] and all(gold_rank(cited, [g]) is not None for g in golds)
     rank = gold_rank([h["text"] for h in ans["retrieved"]], golds) if golds else None
-    district = row.get("district")
-    # Confusion: the question names a district and a citation comes from another. An unscoped
-    # question is answered per district by design (beside the regulations, 浦东新区's own
-    # "一业一证" rules rightly answer "“一业一证”改革是什么意思？").
-    named = (
-        isinstance(district, str)
-        and bool(district)
-        and (district in row["question"] or district.removesuffix("区") in row["question"])
-    )
-    confused = named and any(c["district"] and c["district"] != district for c in ans["citations"])
-    return Judged(row, ans, not unanswerable, answer_ok, citation_ok, rank, confused)
+    confused = _confused(row, ans)
+    golds_span = span_golds(row) if not unanswerable else []
+    em, f1 = em_f1(prediction(ans), golds_span) if golds_span and not ans["abstained"] else (None, None)
+    if golds_span and ans["abstained"]:
+        em, f1 = 0.0, 0.0
+    return Judged(row, ans, not unanswerable, answer_ok, citation_ok, rank, confused, em, f1)
 
 
 @dataclass
@@ -111,9 +185,14 @@ class Report:
         def rate(xs: list[Judged], f: Callable[[Judged], bool]) -> float:
             return sum(1 for x in xs if f(x)) / len(xs) if xs else float("nan")
 
+        spans = [x for x in ans if x.em is not None]
+        answered = [x for x in ans if not x.result["abstained"]]
         return {
             "questions": len(j),
             "answer_accuracy": rate(ans, lambda x: x.answer_ok),
+            "exact_match": float(np.mean([x.em for x in spans])) if spans else float("nan"),
+            "f1": float(np.mean([x.f1 for x in spans])) if spans else float("nan"),
+            "answer_chars": float(np.mean([len(prediction(x.result)) for x in answered])) if answered else float("nan"),
             "citation_accuracy": rate(ans, lambda x: x.citation_ok),
             "recall@1": rate(with_gold, lambda x: x.rank is not None and x.rank < 1),
             "recall@5": rate(with_gold, lambda x: x.rank is not None and x.rank < 5),
@@ -152,7 +231,7 @@ def run_eval(ask: Callable[[str], Answer], rows: list[dict[str, Any]], name: str
 def fmt(v: float, key: str) -> str:
     if key in ("questions", "district_confusion"):
         return str(int(v))
-    if key.startswith("latency"):
+    if key.startswith("latency") or key == "answer_chars":
         return f"{v:.1f}"
     return "n/a" if v != v else f"{v:.3f}"
 

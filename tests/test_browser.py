@@ -97,6 +97,14 @@ def test_example_question_answer_and_citation(page: Any) -> None:
     page.screenshot(path=str(ARTIFACTS / "chat.png"), full_page=True)
 
 
+def test_the_answer_span_is_emphasised_in_its_sentence(page: Any) -> None:
+    page.get_by_role("button", name=EXAMPLES[1]).click()  # asks for a rate
+    page.wait_for_selector("#zc-chat .zc-span", timeout=60_000)
+    answer = page.locator("#zc-chat .zc-bubble").last.locator(".zc-answer")
+    span = answer.locator("strong.zc-span").first.inner_text()
+    assert span.endswith("%") and span in answer.inner_text() and len(span) < len(answer.inner_text())
+
+
 def test_follow_up_switches_district(page: Any) -> None:
     bubble = ask(page, "那静安区呢？")
     assert "按上下文理解为" in bubble.locator(".zc-note").inner_text()

@@ -28,7 +28,7 @@ def hit_dict(h: Hit) -> dict[str, Any]:
 
 def answer_dict(a: Answer) -> dict[str, Any]:
     """The stable JSON object: question, answer, abstained, citations, retrieved, timings_ms
-    (plus optional extra keys such as mode / fallback_reason / rewritten_question)."""
+    and answer_span (plus optional extra keys such as mode / fallback_reason / rewritten_question)."""
     out: dict[str, Any] = {
         "question": a.question,
         "answer": a.answer,
@@ -38,4 +38,5 @@ def answer_dict(a: Answer) -> dict[str, Any]:
         "timings_ms": {k: round(v, 2) for k, v in a.timings_ms.items()},
     }
     out.update(a.extra)
+    out.setdefault("answer_span", None)  # the shortest text that answers, when there is one
     return out

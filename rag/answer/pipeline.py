@@ -14,6 +14,7 @@ from langchain_core.retrievers import BaseRetriever
 from rag.answer.rerank import Reranker, blend, make_reranker
 from rag.answer.retrieve import HybridRetriever
 from rag.answer.score import AnswerParams, Scored, score_sentences, select_evidence
+from rag.answer.span import answer_span
 from rag.answer.structure import lead_in_items, section_items
 from rag.core.errors import ScopeError
 from rag.core.places import Gazetteer, gazetteer
@@ -317,7 +318,8 @@ class Pipeline:
                 parts.append("".join(s.sentence for s in sents) + f"[{n}]")
             prefix = f"{group[0].hit.chunk.district}：" if len(groups) > 1 and group[0].hit.chunk.district else ""
             lines.append(prefix + "".join(parts))
-        return Answer(question, "\n".join(lines), False, tuple(citations), retrieved, {})
+        span = answer_span(question, citations[0].quote) if len(groups) == 1 else None
+        return Answer(question, "\n".join(lines), False, tuple(citations), retrieved, {}, {"answer_span": span})
 
     def _refuse_unknown(self, question: str, unknown: tuple[str, ...], hits: list[Hit], districts: list[str]) -> Answer:
         held = held_by_level(districts)

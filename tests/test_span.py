@@ -1,0 +1,34 @@
+"""answer_span: the shortest text that answers, inside the quoted sentence."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.answer.pipeline import Pipeline
+from rag.answer.span import answer_span
+from rag.answer.cite import answer_dict
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence", "span"),
+    [
+        ("本条例什么时候开始实行？", "本条例自2021年3月1日起施行。", "2021年3月1日起"),
+        ("违规要罚多少钱？", "由有关部门责令改正，可处五百元以上五千元以下的罚款。", "五百元以上五千元以下"),
+        ("由哪个部门统一管理？", "市生态环境局负责本市大气污染防治的统一监督管理。", "市生态环境局"),
+        (
+            "服务站有哪些？",
+            "设立人民调解工作室、法律服务站和公共法律服务点。",
+            "人民调解工作室、法律服务站和公共法律服务点",
+        ),
+        ("条例的目的是什么？", "为了保护和改善环境，制定本条例。", None),
+    ],
+)
+def test_span_by_question_kind(question: str, sentence: str, span: str | None) -> None:
+    assert answer_span(question, sentence) == span
+
+
+def test_span_is_in_the_json_contract(pipeline: Pipeline) -> None:
+    d = answer_dict(pipeline.ask_extractive("静安区要求行政执法人员每年接受的专题培训不少于多少学时？"))
+    assert d["answer_span"] and d["answer_span"] in d["answer"] and len(d["answer_span"]) < len(d["answer"])
+    refused = answer_dict(pipeline.ask_extractive("静安区的区长叫什么名字？"))
+    assert refused["abstained"] and refused["answer_span"] is None
