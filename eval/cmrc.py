@@ -14,10 +14,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from rag.answer.cite import answer_dict
 from rag.answer.pipeline import Pipeline
 from rag.cli import quiet_and_fast
 from rag.core.settings import Settings
 from rag.core.text import normalise
+from rag.evaluate import em_f1, prediction
 from rag.index.embed import make_embedder
 from rag.ingest.build import ingest
 
@@ -56,6 +58,9 @@ def main() -> None:
     hits = {"bm25": [0, 0], "dense": [0, 0], "hybrid": [0, 0]}
     answered = 0
     lat: list[float] = []
+    ems: list[float] = []
+    f1s: list[float] = []
+    lengths: list[int] = []
 
     def has_gold(texts: list[str], golds: list[str]) -> list[bool]:
         return [any(g in normalise(t) for g in golds) for t in texts]
@@ -73,6 +78,12 @@ def main() -> None:
         a = pipe.ask(q)
         lat.append(a.timings_ms["total"])
         answered += any(g in normalise(a.answer) for g in golds)
+        d = answer_dict(a)
+        em, f1 = em_f1(prediction(d), golds) if not a.abstained else (0.0, 0.0)
+        ems.append(em)
+        f1s.append(f1)
+        if not a.abstained:
+            lengths.append(len(prediction(d)))
     n = len(qs)
     lat.sort()
     lines = [
@@ -83,6 +94,8 @@ def main() -> None:
         *(f"| {name} | {r1 / n:.3f} | {r5 / n:.3f} |" for name, (r1, r5) in hits.items()),
         "",
         f"gold answer inside the extractive answer: {answered / n:.3f}",
+        f"EM {sum(ems) / n:.3f}, F1 {sum(f1s) / n:.3f} (CMRC 2018 definitions, on answer_span where present, else"
+        f" the answer; mean answer length {sum(lengths) / max(len(lengths), 1):.1f} characters)",
         f"ask latency p50 {lat[n // 2]:.1f} ms, p95 {lat[int(n * 0.95)]:.1f} ms",
     ]
     print("\n".join(lines))

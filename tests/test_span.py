@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from rag.answer.cite import answer_dict
 from rag.answer.pipeline import Pipeline
 from rag.answer.span import answer_span
-from rag.answer.cite import answer_dict
 
 
 @pytest.mark.parametrize(
