@@ -346,9 +346,9 @@ def build_ui(provider: PipelineProvider, settings: Settings, admin: Admin, store
         return f"<p>已收录 {len(docs)} 份文件（{esc('、'.join(pipe.districts) or '无')}）。答案均摘自原文并标注出处；找不到依据时会明确说明。</p>"
 
     def guarded(fn: Callable[..., Job | list[Job]]) -> Callable[..., tuple[str, Any]]:
-        def run(password: str, *args: Any) -> tuple[str, Any]:
+        def run(request: gr.Request, password: str, *args: Any) -> tuple[str, Any]:  # gradio injects request
             try:
-                admin.check_password(password)
+                admin.check_password(password, request.client.host if request and request.client else "unknown")
                 fn(*args)
             except (UserError, ApiError) as e:
                 return _notice(str(e)) + render_jobs(admin.jobs()), gr.Timer(active=admin.busy())

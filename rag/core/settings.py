@@ -44,6 +44,10 @@ class Settings:
     port: int = 7860
     admin_password: str | None = None
     max_upload_mb: int = 50
+    ask_workers: int = 2  # questions answered at once by /api/ask and /v1 (CPU-bound: about the core count)
+    ask_queue: int = 64  # questions waiting in line beyond that; more get 429 with Retry-After
+    admin_max_failures: int = 10  # wrong admin passwords per client before a lockout
+    admin_lockout_s: int = 900  # how long a client is locked out after that
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @staticmethod
