@@ -28,6 +28,7 @@ from rag.cli import quiet_and_fast
 from rag.core.errors import BackendError, IndexMissingError, RagError, UserError
 from rag.core.settings import Settings
 from rag.core.text import split_sentences
+from rag.ingest.build import remove_abandoned_builds
 from rag.serve.admin import Admin, Job
 from rag.serve.api import ApiError, LivePipeline, PipelineProvider, create_api, prepare, stream_answer
 from rag.serve.feedback import FeedbackStore
@@ -499,6 +500,8 @@ def build_app(
     feedback: FeedbackStore | None = None,
 ) -> FastAPI:
     """The one ASGI app: the APIs of rag/api.py with the Gradio UI mounted at "/"."""
+    # A kill -9 mid-ingest leaves a half-built generation; remove it unless an ingest is live.
+    remove_abandoned_builds(settings)
     provider = provider or LivePipeline(settings)
     admin = admin or Admin(settings, provider)
     store = feedback or FeedbackStore(Path(settings.data_dir) / "feedback.sqlite")

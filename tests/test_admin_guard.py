@@ -66,7 +66,9 @@ def test_wrong_passwords_lock_out_the_api_and_the_gradio_admin(url: str, caplog:
 
     caplog.set_level(logging.WARNING, logger="rag.serve.admin")
     with httpx.Client(base_url=url, timeout=30) as http:
-        codes = [http.post("/api/admin/reindex", headers={"X-Admin-Password": f"guess{i}"}).status_code for i in range(20)]
+        codes = [
+            http.post("/api/admin/reindex", headers={"X-Admin-Password": f"guess{i}"}).status_code for i in range(20)
+        ]
         # 3 tries back to back, then 429 while throttled; no burst of guesses is ever checked.
         assert codes[:3] == [401, 401, 401] and set(codes[3:]) == {429}, codes
         r = http.post("/api/admin/reindex", headers={"X-Admin-Password": PASSWORD})

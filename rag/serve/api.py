@@ -506,7 +506,9 @@ def _admin_routes(api: FastAPI, admin: Admin) -> None:
         return {"job": job.to_dict(), "files": [p.name for p in saved]}
 
     @api.delete("/api/admin/documents/{doc_id}")
-    def delete(request: Request, doc_id: str, x_admin_password: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+    def delete(
+        request: Request, doc_id: str, x_admin_password: Annotated[str | None, Header()] = None
+    ) -> dict[str, Any]:
         admin.check_password(x_admin_password, _client(request))
         return {"job": admin.submit_delete(doc_id).to_dict()}
 
