@@ -28,6 +28,7 @@ from rag.cli import quiet_and_fast
 from rag.core.errors import BackendError, IndexMissingError, RagError, UserError
 from rag.core.settings import Settings
 from rag.core.text import split_sentences
+from rag.ingest.build import remove_abandoned_builds
 from rag.serve.admin import Admin, Job
 from rag.serve.api import ApiError, LivePipeline, PipelineProvider, create_api, prepare, stream_answer
 from rag.serve.feedback import FeedbackStore
@@ -347,9 +348,9 @@ def build_ui(provider: PipelineProvider, settings: Settings, admin: Admin, store
         return f"<p>已收录 {len(docs)} 份文件（{esc('、'.join(pipe.districts) or '无')}）。答案均摘自原文并标注出处；找不到依据时会明确说明。</p>"
 
     def guarded(fn: Callable[..., Job | list[Job]]) -> Callable[..., tuple[str, Any]]:
-        def run(password: str, *args: Any) -> tuple[str, Any]:
+        def run(request: gr.Request, password: str, *args: Any) -> tuple[str, Any]:  # gradio injects request
             try:
-                admin.check_password(password)
+                admin.check_password(password, request.client.host if request and request.client else "unknown")
                 fn(*args)
             except (UserError, ApiError) as e:
                 return _notice(str(e)) + render_jobs(admin.jobs()), gr.Timer(active=admin.busy())
@@ -500,6 +501,8 @@ def build_app(
     feedback: FeedbackStore | None = None,
 ) -> FastAPI:
     """The one ASGI app: the APIs of rag/api.py with the Gradio UI mounted at "/"."""
+    # A kill -9 mid-ingest leaves a half-built generation; remove it unless an ingest is live.
+    remove_abandoned_builds(settings)
     provider = provider or LivePipeline(settings)
     admin = admin or Admin(settings, provider)
     store = feedback or FeedbackStore(Path(settings.data_dir) / "feedback.sqlite")

@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from rag.answer.pipeline import Pipeline
 
 
+EXIT_BUSY = 75  # EX_TEMPFAIL: another ingest holds the index; try again later
+
+
 def quiet_and_fast() -> None:
     """Process-wide tuning done at the edges (CLI, app, eval), never at import."""
     import jieba
@@ -46,10 +49,21 @@ def _progress(total: int, desc: str) -> Callable[[int], None]:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from rag.index.embed import make_embedder
-    from rag.ingest.build import ingest
+    from rag.ingest.build import IndexBusyError, ingest
 
     s = _settings(args)
-    report = ingest([Path(p) for p in args.paths], s, make_embedder(s), prune=args.prune, progress=_progress)
+    try:
+        report = ingest(
+            [Path(p) for p in args.paths],
+            s,
+            make_embedder(s),
+            prune=args.prune,
+            progress=_progress,
+            wait=not args.no_wait,
+        )
+    except IndexBusyError as e:
+        print(f"错误 error: {e}", file=sys.stderr)
+        return EXIT_BUSY
     for w in report.warnings:
         print(f"警告 warning: {w}", file=sys.stderr)
     for _name, reason in report.failed:
@@ -224,6 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp = with_index(sub.add_parser("ingest", help="index files or folders (idempotent, atomic)"))
     sp.add_argument("paths", nargs="+")
     sp.add_argument("--prune", action="store_true", help="remove documents whose file is gone")
+    sp.add_argument(
+        "--no-wait",
+        action="store_true",
+        help=f"fail at once (exit status {EXIT_BUSY}) if another ingest is writing the index, instead of waiting",
+    )
     sp.set_defaults(func=cmd_ingest)
 
     sp = with_index(sub.add_parser("chunks", help="print a file's chunks with their section paths"))

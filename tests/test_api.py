@@ -329,3 +329,45 @@ def test_admin_disabled_without_password(plans_settings: Settings, pipeline: Pip
         r = httpx.post(f"{url}/api/admin/reindex", headers={"X-Admin-Password": "anything"})
         assert r.status_code == 403 and "RAG_ADMIN_PASSWORD" in r.json()["detail"]
         assert httpx.get(f"{url}/healthz").json()["admin"] is False
+
+
+# -- text that cannot be encoded ------------------------------------------------------------------
+
+LONE = "\ud800"  # a lone surrogate: valid in a JSON escape, not valid Unicode text
+
+
+def _raw(body: dict[str, object]) -> bytes:
+    """JSON with the surrogate as a \\ud800 escape, as a hostile client sends it (httpx's own
+    encoder cannot encode it)."""
+    return json.dumps(body, ensure_ascii=True).encode("ascii")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/ask", {"question": f"{LONE}abc"}, "question"),
+        ("/api/ask", {"question": ASK, "district": f"金山区{LONE}"}, "district"),
+        ("/api/ask", {"question": ASK, "history": [f"那{LONE}呢"]}, "history"),
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": f"{LONE}金山区"}]}, "messages"),
+        (
+            "/v1/chat/completions",
+            {"stream": True, "messages": [{"role": "user", "content": [{"type": "text", "text": f"x{LONE}"}]}]},
+            "messages",
+        ),
+        (
+            "/api/feedback",
+            {"rating": "up", "comment": f"好{LONE}", "answer": {"question": "q", "answer": "a"}},
+            "comment",
+        ),
+    ],
+)
+def test_unencodable_text_is_a_400_and_the_connection_survives(
+    live: Live, path: str, body: dict[str, object], field: str
+) -> None:
+    with httpx.Client(base_url=live.url, timeout=60) as c:  # one keep-alive connection for both requests
+        r = c.post(path, content=_raw(body), headers={"content-type": "application/json"})
+        assert r.status_code == 400, r.text
+        message = r.json()["error"]["message"] if path.startswith("/v1/") else r.json()["detail"]
+        assert "无法编码" in message and "cannot be encoded" in message and field in message and "U+D800" in message
+        ok = c.post("/api/ask", json={"question": ASK})
+        assert ok.status_code == 200 and not ok.json()["abstained"]

@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     port: int = Field(7860, ge=1, le=65535)
     admin_password: str | None = None
     max_upload_mb: int = Field(50, ge=1)
+    ask_workers: int = Field(
+        2, ge=1
+    )  # questions answered at once by /api/ask and /v1 (CPU-bound: about the core count)
+    ask_queue: int = Field(64, ge=0)  # questions waiting in line beyond that; more get 429 with Retry-After
+    admin_max_failures: int = Field(10, ge=1)  # wrong admin passwords per client before a lockout
+    admin_lockout_s: int = Field(900, ge=1)  # how long a client is locked out after that
 
     def __init__(self, **values: Any) -> None:
         try:

@@ -113,6 +113,12 @@ def swap_current(root: Path, gen: Path) -> None:
     os.replace(tmp, root / CURRENT)
 
 
+def half_built_generations(root: Path) -> list[Path]:
+    """Generation folders without a manifest: being built, or abandoned by a killed ingest
+    (which of the two only the ingest lock tells)."""
+    return sorted(p for p in root.glob("gen-*") if p.is_dir() and not (p / MANIFEST).is_file())
+
+
 def cleanup_generations(root: Path, keep: int = 2, settings: Settings | None = None) -> None:
     """Remove old and half-built generations, keeping the current one and its predecessor
     (an app process may still be reading it). With `settings` in server mode, their server

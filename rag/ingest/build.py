@@ -7,10 +7,13 @@ only when complete (see index.py), so a failure leaves the previous index fully 
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
+import os
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.core.errors import InputError, RagError, StoreError
+from rag.core.errors import InputError, RagError, StoreError, UserError
 from rag.core.settings import Settings
 from rag.core.types import Chunk, Document
 from rag.index.bm25 import BM25Store
@@ -36,6 +39,7 @@ from rag.index.generations import (
     current_generation,
     drop_vector_sets,
     embedding_cache,
+    half_built_generations,
     swap_current,
 )
 from rag.index.tokenize import get_tokenizer
@@ -66,16 +70,75 @@ class IngestReport:
         return not self.failed
 
 
+LOCK_INFO = ".lock.info"  # who holds the ingest lock: pid, start time, command
+
+
+class IndexBusyError(UserError):
+    """Another ingest holds the index lock and the caller would not wait."""
+
+
+def lock_holder(root: Path) -> str:
+    """The ingest holding root's lock, as "pid 123, since …: rag ingest …" (best effort)."""
+    try:
+        info = json.loads((root / LOCK_INFO).read_text("utf-8"))
+        return f"pid {info['pid']}，始于 since {info['started']}：{info['command']}"
+    except (OSError, ValueError, KeyError):
+        return "未知 (unknown)"
+
+
 @contextmanager
-def index_lock(root: Path) -> Iterator[None]:
-    """One writer at a time; readers never take it."""
+def index_lock(root: Path, wait: bool = True) -> Iterator[None]:
+    """One writer at a time; readers never take it. If another ingest holds it, say which one
+    and wait (a warning) or, with wait=False, raise IndexBusyError at once."""
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+    with open(root / ".lock", "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = lock_holder(root)
+            if not wait:
+                raise IndexBusyError(
+                    f"另一个导入正在写入索引 {root}（{holder}），未等待 "
+                    f"(another ingest is writing {root} ({holder}); not waiting: --no-wait)"
+                ) from None
+            log.warning("等待另一个导入完成 waiting for another ingest into %s to finish (%s)", root, holder)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        info = {
+            "pid": os.getpid(),
+            "started": datetime.now(UTC).isoformat(timespec="seconds"),
+            "command": " ".join(sys.argv)[:300],
+        }
+        (root / LOCK_INFO).write_text(json.dumps(info, ensure_ascii=False), "utf-8")
         try:
             yield
         finally:
+            (root / LOCK_INFO).unlink(missing_ok=True)
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def remove_abandoned_builds(settings: Settings, wait: bool = False) -> list[str]:
+    """Delete half-built generations left by a killed ingest (no manifest) and, in server mode,
+    their collections. Only when no live ingest holds the lock: its build is not abandoned."""
+    root = Path(settings.index_dir)
+    if not root.is_dir():
+        return []
+    try:
+        with index_lock(root, wait=wait):
+            return _remove_half_built(root, settings)
+    except IndexBusyError:
+        return []
+
+
+def _remove_half_built(root: Path, settings: Settings) -> list[str]:
+    for stray in root.glob(".current-*"):  # a swap killed between its symlink and the rename
+        stray.unlink(missing_ok=True)
+    doomed = half_built_generations(root)
+    if doomed:
+        log.warning("removing abandoned half-built generations: %s", ", ".join(g.name for g in doomed))
+        drop_vector_sets(settings, [collection_name(settings, g) for g in doomed])
+        for g in doomed:
+            shutil.rmtree(g, ignore_errors=True)
+    return [g.name for g in doomed]
 
 
 def _doc_entry(doc: Document, path: Path, n_chunks: int) -> dict[str, Any]:
@@ -141,6 +204,7 @@ def ingest(
     prune: bool = False,
     remove_doc_ids: Sequence[str] = (),
     progress: ProgressFactory | None = None,
+    wait: bool = True,
 ) -> IngestReport:
     """Ingest files and folders into settings.index_dir; see the module docstring."""
     t0 = time.perf_counter()
@@ -157,7 +221,9 @@ def ingest(
             report.failed.append((f.name, str(e)))
         except (OSError, ValueError) as e:
             report.failed.append((f.name, f"无法读取 (cannot read: {e})"))
-    with index_lock(root):
+    with index_lock(root, wait=wait):
+        # Holding the lock, a generation without a manifest belongs to a killed ingest.
+        _remove_half_built(root, settings)
         cur = current_generation(root)
         manifest, old_chunks = _read_generation(cur)
         old_docs: dict[str, Any] = manifest.get("documents", {})
@@ -184,15 +250,32 @@ def ingest(
             report.generation = gen.name
             _build_generation(gen, cur, settings, embedder, manifest, old_chunks, to_add, to_remove, report, progress)
             swap_current(root, gen)
-        except BaseException:
+        except BaseException as e:
             # The current generation was never touched; drop the half-built one (and, in server
             # mode, its collection). A kill skips this: the next ingest's cleanup removes it.
             drop_vector_sets(settings, [collection_name(settings, gen)])
             shutil.rmtree(gen, ignore_errors=True)
+            if _disk_full(e):
+                raise StoreError(
+                    f"磁盘空间不足，索引未更新，原索引不变 ({root}: no space left on the device; the index was not "
+                    f"changed and the previous one is still served: free space and re-run the ingest)"
+                ) from e
             raise
         cleanup_generations(root, settings=settings)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _disk_full(e: BaseException) -> bool:
+    """ENOSPC, directly or as the message of a wrapped error (SQLite/Chroma say it in words)."""
+    while e is not None:
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            return True
+        text = str(e).lower()
+        if "no space left" in text or "disk is full" in text or "disk full" in text:
+            return True
+        e = e.__cause__ or e.__context__  # type: ignore[assignment]
+    return False
 
 
 def _build_generation(
@@ -315,4 +398,4 @@ def _old_vectors(
             close_client(own)
 
 
-__all__ = ["CURRENT", "IngestReport", "ingest"]
+__all__ = ["CURRENT", "IndexBusyError", "IngestReport", "ingest", "remove_abandoned_builds"]

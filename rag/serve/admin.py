@@ -7,6 +7,7 @@ the swap; the worker then calls `reload_if_changed()` so this process serves the
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import itertools
 import logging
@@ -46,6 +47,91 @@ class AdminAuthError(UserError):
 
 class BusyError(UserError):
     """Too many jobs queued."""
+
+
+class AdminLockedError(UserError):
+    """Too many wrong passwords from this client: wait `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+THROTTLE_FROM = 3  # wrong tries allowed back to back; from then on each retry waits 1, 2, 4 … s
+THROTTLE_MAX_S = 60
+FAILURE_WINDOW_S = 3600  # failures older than this are forgotten
+
+
+@dataclass
+class _Failures:
+    count: int = 0
+    last: float = 0.0
+    locked_until: float = 0.0
+
+
+class PasswordGuard:
+    """Per-client throttling and lockout of admin password tries, compared in constant time.
+
+    A client that is throttled or locked out is refused before its password is looked at, so
+    guessing during the wait gains nothing. Clients are keyed by address (the proxy's address
+    when behind one). State is in memory: a restart forgets it, which only helps the owner."""
+
+    def __init__(self, password: str | None, max_failures: int, lockout_s: int) -> None:
+        # Digests of equal length: compare_digest then leaks neither content nor length.
+        self._digest = hashlib.sha256(password.encode("utf-8")).digest() if password else None
+        self.max_failures = max(1, max_failures)
+        self.lockout_s = max(1, lockout_s)
+        self._by_client: dict[str, _Failures] = {}
+        self._lock = threading.Lock()
+
+    def check(self, password: str | None, client: str, now: float | None = None) -> bool:
+        """True if right; False if wrong (and counted); AdminLockedError while the client must wait."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            f = self._by_client.get(client)
+            if f is not None and now - f.last > FAILURE_WINDOW_S and now >= f.locked_until:
+                del self._by_client[client]
+                f = None
+            if f is not None:
+                wait = self._wait(f, now)
+                if wait > 0:
+                    locked = f.locked_until > now
+                    raise AdminLockedError(
+                        (
+                            f"管理密码错误次数过多，已锁定，请 {wait} 秒后再试 (too many wrong admin passwords: locked out, retry in {wait} s)"
+                            if locked
+                            else f"管理密码错误次数过多，请 {wait} 秒后再试 (too many wrong admin passwords: retry in {wait} s)"
+                        ),
+                        wait,
+                    )
+            given = hashlib.sha256((password or "").encode("utf-8", "surrogatepass")).digest()
+            if self._digest is not None and hmac.compare_digest(given, self._digest):
+                self._by_client.pop(client, None)
+                return True
+            f = self._by_client.setdefault(client, _Failures())
+            f.count += 1
+            f.last = now
+            if f.count >= self.max_failures:
+                f.locked_until = now + self.lockout_s
+            if len(self._by_client) > 10_000:  # bounded memory under a spray of addresses
+                oldest = min(self._by_client, key=lambda k: self._by_client[k].last)
+                del self._by_client[oldest]
+        log.warning(
+            "wrong admin password from %s (%d failure(s)%s)",
+            client,
+            f.count,
+            f", locked out for {self.lockout_s} s" if f.locked_until > now else "",
+        )
+        return False
+
+    def _wait(self, f: _Failures, now: float) -> int:
+        if f.locked_until > now:
+            return int(f.locked_until - now) + 1
+        if f.count >= THROTTLE_FROM:
+            delay = min(THROTTLE_MAX_S, 2 ** (f.count - THROTTLE_FROM))
+            left = f.last + delay - now
+            return int(left) + 1 if left > 0 else 0
+        return 0
 
 
 def safe_upload_name(name: str) -> str:
@@ -116,6 +202,7 @@ class Admin:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._max_queued = max_queued
+        self._guard = PasswordGuard(settings.admin_password, settings.admin_max_failures, settings.admin_lockout_s)
 
     # -- access -----------------------------------------------------------------------------
 
@@ -127,11 +214,13 @@ class Admin:
     def disabled_reason(self) -> str:
         return "管理功能未启用：请设置环境变量 RAG_ADMIN_PASSWORD 后重启 (admin is disabled: set RAG_ADMIN_PASSWORD and restart)"
 
-    def check_password(self, password: str | None) -> None:
+    def check_password(self, password: str | None, client: str = "unknown") -> None:
+        """AdminAuthError if wrong, AdminLockedError (429) while `client` is throttled or locked out."""
         if not self.settings.admin_password:
             raise AdminDisabledError(self.disabled_reason)
-        given = (password or "").encode("utf-8")
-        if not hmac.compare_digest(given, self.settings.admin_password.encode("utf-8")):
+        if not password:  # no header at all is not a guess: refused, but not counted
+            raise AdminAuthError("需要管理密码 (admin password required)")
+        if not self._guard.check(password, client):
             raise AdminAuthError("管理密码错误 (wrong admin password)")
 
     # -- documents --------------------------------------------------------------------------

@@ -8,8 +8,10 @@
     POST /v1/chat/completions   OpenAI-compatible chat (stream and non-stream), citations included
     /api/admin/...              upload / delete / re-index (X-Admin-Password header)
 
-Endpoints are plain `def`, so FastAPI runs them in its threadpool: one slow question never
-blocks the event loop or the other requests, and `Pipeline.ask` is thread-safe (no global lock).
+Questions pass the admission queue (rag.serve.admission: a few worker slots, a bounded FIFO
+line, 429 + Retry-After when full) and then run in the threadpool, so the event loop never
+blocks and `Pipeline.ask` is thread-safe (no global lock). Other endpoints are plain `def`.
+Every string in a request must be encodable text: a lone surrogate ("\ud800") is a 400.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from fastapi import FastAPI, File, Header, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from rag.answer.cite import answer_dict
 from rag.answer.pipeline import Pipeline
@@ -35,7 +38,8 @@ from rag.core.settings import Settings
 from rag.core.types import Answer
 from rag.index.embed import Embedder
 from rag.query.followup import rewrite
-from rag.serve.admin import Admin, AdminAuthError, AdminDisabledError, BusyError
+from rag.serve.admin import Admin, AdminAuthError, AdminDisabledError, AdminLockedError, BusyError
+from rag.serve.admission import Admission, OverloadedError
 from rag.serve.feedback import FeedbackStore
 
 MODEL_ID = "zhengce-extractive"
@@ -90,9 +94,52 @@ class LivePipeline:
 # -- the shared question path (also used by the Gradio UI) ------------------------------------
 
 
+def _unencodable(value: object, depth: int = 0) -> str | None:
+    """The first string in `value` (nested lists/dicts, keys too) that is not valid Unicode text."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            return value[e.start : e.end]
+        return None
+    if depth > 20:  # JSON nesting is bounded by the parser; this only bounds the walk
+        return None
+    items: list[object] = []
+    if isinstance(value, dict):
+        items = [x for kv in value.items() for x in kv]
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    elif isinstance(value, BaseModel):
+        items = [v for _, v in value]
+    for item in items:
+        bad = _unencodable(item, depth + 1)
+        if bad is not None:
+            return bad
+    return None
+
+
+def check_text(value: object, field: str) -> None:
+    """400 if `value` holds a string that cannot be encoded (a lone UTF-16 surrogate from a JSON
+    escape like "\\ud800"): it is not text, and would fail later in tokenising or in the response."""
+    bad = _unencodable(value)
+    if bad is not None:
+        code = " ".join(f"U+{ord(ch):04X}" for ch in bad[:4])
+        raise ApiError(
+            400,
+            f"{field} 含有无法编码的字符 {code}（孤立的代理项，不是有效文字），请检查输入 "
+            f"({field} contains characters that cannot be encoded ({code}: a lone surrogate, not valid text))",
+        )
+
+
+def check_body(body: BaseModel) -> None:
+    for name, value in body:
+        check_text(value, name)
+
+
 def check_question(question: object) -> str:
     if not isinstance(question, str) or not question.strip():
         raise ApiError(422, "问题不能为空 (question must not be empty)")
+    check_text(question, "question")
     q = question.strip()
     if len(q) > MAX_QUESTION_CHARS:
         raise ApiError(
@@ -105,6 +152,7 @@ def check_question(question: object) -> str:
 def check_district(district: str | None, held: Sequence[str]) -> str | None:
     if district is None or district.strip() in ALL_DISTRICTS:
         return None
+    check_text(district, "district")
     d = district.strip()
     if d not in held:
         raise ApiError(
@@ -128,6 +176,7 @@ def prepare(
     pipe: Pipeline, question: object, history: Sequence[str | dict[str, Any]] = (), district: str | None = None
 ) -> Prepared:
     q = check_question(question)
+    check_text(list(history), "history")
     # Only the recent turns matter for the scope; long items are cut so rewriting stays cheap.
     history = [h[:MAX_QUESTION_CHARS] if isinstance(h, str) else h for h in list(history)[-MAX_HISTORY:]]
     scope = check_district(district, pipe.districts)
@@ -283,9 +332,21 @@ def create_api(
     """The FastAPI app; app.py mounts the Gradio UI on it at "/" (after these routes)."""
     admin = admin or Admin(settings, pipeline_provider)
     store = feedback or FeedbackStore(settings.data_dir / "feedback.sqlite")
+    admission = Admission(settings.ask_workers, settings.ask_queue)
     api = FastAPI(title="政策问答 zhengce API", default_response_class=SafeJSONResponse)
     api.state.admin = admin
     api.state.feedback = store
+    api.state.admission = admission
+
+    @api.exception_handler(OverloadedError)
+    def _overloaded(request: Request, e: OverloadedError) -> SafeJSONResponse:
+        r = (
+            _openai_error(429, str(e), "overloaded")
+            if request.url.path.startswith("/v1/")
+            else SafeJSONResponse({"detail": str(e)}, status_code=429)
+        )
+        r.headers["Retry-After"] = str(e.retry_after)
+        return r
 
     @api.exception_handler(ApiError)
     def _api_error(request: Request, e: ApiError) -> SafeJSONResponse:
@@ -299,15 +360,20 @@ def create_api(
             status = 401
         elif isinstance(e, AdminDisabledError):
             status = 403
-        elif isinstance(e, BusyError):
+        elif isinstance(e, BusyError | AdminLockedError):
             status = 429
         elif isinstance(e, IndexMissingError | BackendError):
             status = 503
         else:
             status = 400 if isinstance(e, UserError) else 500
-        if request.url.path.startswith("/v1/"):
-            return _openai_error(status, str(e))
-        return SafeJSONResponse({"detail": str(e)}, status_code=status)
+        r = (
+            _openai_error(status, str(e))
+            if request.url.path.startswith("/v1/")
+            else SafeJSONResponse({"detail": str(e)}, status_code=status)
+        )
+        if isinstance(e, AdminLockedError):
+            r.headers["Retry-After"] = str(e.retry_after)
+        return r
 
     @api.exception_handler(RequestValidationError)
     def _invalid(request: Request, e: RequestValidationError) -> SafeJSONResponse:
@@ -335,11 +401,16 @@ def create_api(
         return {"documents": admin.documents()}
 
     @api.post("/api/ask")
-    def ask(body: AskRequest) -> dict[str, Any]:
-        return answer_question(pipeline_provider(), body.question, body.history, body.district)
+    async def ask(body: AskRequest) -> dict[str, Any]:
+        check_body(body)  # before queueing: bad input never takes a place in line
+        async with admission.slot():
+            return await run_in_threadpool(
+                lambda: answer_question(pipeline_provider(), body.question, body.history, body.district)
+            )
 
     @api.post("/api/feedback")
     def add_feedback(body: FeedbackRequest) -> dict[str, Any]:
+        check_body(body)
         a = body.answer
         if not isinstance(a.get("question"), str) or not isinstance(a.get("answer"), str):
             raise ApiError(422, "answer 需要 /api/ask 返回的对象 (answer must be the object /api/ask returned)")
@@ -360,22 +431,37 @@ def create_api(
         return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "zhengce"}]}
 
     @api.post("/v1/chat/completions", response_model=None)
-    def chat(body: ChatRequest) -> SafeJSONResponse | StreamingResponse:
+    async def chat(body: ChatRequest) -> SafeJSONResponse | StreamingResponse:
+        check_body(body)
         users = [_text(m.content) for m in body.messages if m.role == "user"]
         if not users or body.messages[-1].role != "user":
             raise ApiError(400, "最后一条消息必须来自用户 (the last message must have role 'user')")
-        pipe = pipeline_provider()
-        prepared = prepare(pipe, users[-1], users[:-1], body.district)
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         if body.stream:
-            deltas = stream_answer(pipe, prepared)
-            first = next(deltas)  # retrieval runs now, so its errors still get a proper HTTP status
+
+            def start() -> Iterator[str | dict[str, Any]]:
+                pipe = pipeline_provider()
+                deltas = stream_answer(pipe, prepare(pipe, users[-1], users[:-1], body.district))
+                first = next(deltas)  # retrieval runs now, so its errors still get a proper HTTP status
+                return itertools.chain([first], deltas)
+
+            # The slot covers retrieval (the CPU work); the rest of the stream is sent outside it,
+            # so a slow reader or an LLM's tokens never hold a worker.
+            async with admission.slot():
+                deltas = await run_in_threadpool(start)
             return StreamingResponse(
-                _stream(itertools.chain([first], deltas), cid, created),
+                _stream(deltas, cid, created),
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
-        obj = finish(prepared, pipe.ask(prepared.standalone, district=prepared.district))
+
+        def answer() -> dict[str, Any]:
+            pipe = pipeline_provider()
+            prepared = prepare(pipe, users[-1], users[:-1], body.district)
+            return finish(prepared, pipe.ask(prepared.standalone, district=prepared.district))
+
+        async with admission.slot():
+            obj = await run_in_threadpool(answer)
         content = chat_content(obj)
         return SafeJSONResponse(
             {
@@ -402,29 +488,38 @@ def create_api(
     return api
 
 
+def _client(request: Request) -> str:
+    """The peer address that admin password failures are counted under."""
+    return request.client.host if request.client else "unknown"
+
+
 def _admin_routes(api: FastAPI, admin: Admin) -> None:
     @api.post("/api/admin/documents")
     def upload(
-        files: Annotated[list[UploadFile], File()], x_admin_password: Annotated[str | None, Header()] = None
+        request: Request,
+        files: Annotated[list[UploadFile], File()],
+        x_admin_password: Annotated[str | None, Header()] = None,
     ) -> dict[str, Any]:
-        admin.check_password(x_admin_password)
+        admin.check_password(x_admin_password, _client(request))
         saved = [admin.save_upload(f.filename or "", f.file) for f in files]
         job = admin.submit_ingest(saved)
         return {"job": job.to_dict(), "files": [p.name for p in saved]}
 
     @api.delete("/api/admin/documents/{doc_id}")
-    def delete(doc_id: str, x_admin_password: Annotated[str | None, Header()] = None) -> dict[str, Any]:
-        admin.check_password(x_admin_password)
+    def delete(
+        request: Request, doc_id: str, x_admin_password: Annotated[str | None, Header()] = None
+    ) -> dict[str, Any]:
+        admin.check_password(x_admin_password, _client(request))
         return {"job": admin.submit_delete(doc_id).to_dict()}
 
     @api.post("/api/admin/reindex")
-    def reindex(x_admin_password: Annotated[str | None, Header()] = None) -> dict[str, Any]:
-        admin.check_password(x_admin_password)
+    def reindex(request: Request, x_admin_password: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+        admin.check_password(x_admin_password, _client(request))
         return {"job": admin.submit_reindex().to_dict()}
 
     @api.get("/api/admin/jobs/{job_id}")
-    def job(job_id: int, x_admin_password: Annotated[str | None, Header()] = None) -> dict[str, Any]:
-        admin.check_password(x_admin_password)
+    def job(request: Request, job_id: int, x_admin_password: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+        admin.check_password(x_admin_password, _client(request))
         j = admin.job(job_id)
         if j is None:
             raise ApiError(404, f"没有这个任务 (no job {job_id})")
