@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 INDEX ?= data/index
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: setup run ingest test check lint typecheck eval eval-all eval-cmrc bench clean
+.PHONY: setup run ingest test check lint typecheck eval eval-all eval-cmrc bench load soak clean
 
 setup: $(STAMP)
 
@@ -55,6 +55,10 @@ eval-cmrc: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# 50 clients × 20 questions on /api/ask + 20 streaming chats, app on 127.0.0.1; table → bench/results.md
+load: $(STAMP)
+	$(BIN)/python bench/load.py --write
 
 clean:
 	rm -rf $(INDEX) .pytest_cache .mypy_cache

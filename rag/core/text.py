@@ -18,8 +18,8 @@ PLACE_SUFFIXES = ("新区", "区", "县", "市")
 def normalise(text: str, *, keep_space: bool = False, fold_case: bool = True) -> str:
     """NFKC with whitespace removed and Latin lower-cased: the form in which questions, passages,
     gold keys and LLM claims are compared (PDF text writes "2022 年底前", full-width ，（）)."""
-    t = text if keep_space else re.sub(r"\s+", "", text)
-    t = unicodedata.normalize("NFKC", t)
+    t = unicodedata.normalize("NFKC", text)
+    t = t if keep_space else re.sub(r"\s+", "", t)  # after NFKC, which can make spaces (¨ → " ̈")
     return t.lower() if fold_case else t
 
 
