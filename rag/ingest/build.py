@@ -26,6 +26,7 @@ from rag.core.settings import Settings
 from rag.core.types import Chunk, Document
 from rag.index.bm25 import BM25Store
 from rag.index.embed import Embedder
+from rag.index.embed import describe as describe_embedder
 from rag.index.generations import (
     CURRENT,
     MANIFEST,
@@ -258,6 +259,7 @@ def _build_generation(
     new_manifest = {
         "version": 1,
         "embedder": embedder.name,
+        "embedder_backend": describe_embedder(embedder),  # what ran it: backend, model (and server)
         "dim": embedder.dim,
         "bm25_tokens": settings.bm25_tokens,
         "chunk_max_chars": settings.chunk_max_chars,
