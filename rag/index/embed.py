@@ -233,7 +233,7 @@ class OpenAIEmbedder:
         return self._cache.get_or_compute(text, lambda: self._embed([self._qp + text], "query")[0])
 
 
-def describe(embedder: Embedder) -> dict[str, Any]:
+def describe_embedder(embedder: Embedder) -> dict[str, Any]:
     """What built an index, for its manifest: the backend and the model it ran."""
     fn = getattr(embedder, "describe", None)
     if callable(fn):

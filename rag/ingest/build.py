@@ -25,8 +25,7 @@ from rag.core.errors import InputError, RagError, StoreError
 from rag.core.settings import Settings
 from rag.core.types import Chunk, Document
 from rag.index.bm25 import BM25Store
-from rag.index.embed import Embedder
-from rag.index.embed import describe as describe_embedder
+from rag.index.embed import Embedder, describe_embedder
 from rag.index.generations import (
     CURRENT,
     MANIFEST,
