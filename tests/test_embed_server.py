@@ -14,7 +14,7 @@ import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -103,7 +103,7 @@ def test_stopped_server_is_a_clear_error_fast() -> None:
 class _Recorder(BaseHTTPRequestHandler):
     """A TEI/vLLM-style server: embeds the input as sent (here: records it, answers unit vectors)."""
 
-    seen: list[dict[str, Any]] = []
+    seen: ClassVar[list[dict[str, Any]]] = []
 
     def log_message(self, *a: object) -> None:
         pass
