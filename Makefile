@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 INDEX ?= data/index
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: setup run ingest test check lint typecheck eval eval-all eval-cmrc bench load soak clean
+.PHONY: setup run ingest test check lint typecheck eval eval-all eval-cmrc bench load clean
 
 setup: $(STAMP)
 
