@@ -25,7 +25,9 @@ _SKIP_TOP = ("前言",)  # the preamble states the document's scope, not tasks
 _MARKER = re.compile(rf"^\s*(?:[{CN_NUM}]+、|[（(][{CN_NUM}\d]+[）)]|\d{{1,3}}[.．、]|第[{CN_NUM}\d]+[条章节编])\s*")
 
 _YEAR = r"(20\d{2})\s*年"
-_BEFORE = re.compile(rf"{_YEAR}\s*(?:年?\s*底|年中|上半年)?\s*之?前|(?<!\d年)(?:年\s*底|年中|上半年)\s*之?前")
+_BEFORE = re.compile(
+    rf"{_YEAR}\s*(?:(?:1[0-2]|[1-9])\s*月\s*底?|年?\s*底|年中|上半年)?\s*之?前|(?<!\d年)(?:年\s*底|年中|上半年)\s*之?前"
+)
 _BY = re.compile(rf"(?:到|至)\s*{_YEAR}|{_YEAR}\s*(?:基本|全面|建成)")
 _DURING = re.compile(rf"{_YEAR}\s*(?:内|期间|度内)|于\s*{_YEAR}|{_YEAR}")
 _EVERY = re.compile(r"每年|每季度?|每半年|每月|定期|年度报告|报告年度")
@@ -36,9 +38,11 @@ _MONTH = re.compile(r"(?<!\d)(1[0-2]|[1-9])\s*月")
 _PAST = re.compile(r"已经|已[^有]|(?:取得|实现|完成|建成|获得)了|圆满|先后")
 _FUTURE = re.compile(r"(?:到|至)\s*20\d{2}|前|将|要|力争|确保|每年|定期")
 
-_LEAD_NAMED = re.compile(r"(?:责任单位|牵头单位|负责单位)\s*[:：]\s*([^，。；,;）)]+)|由\s*([^\s，。；由]{2,14}?)\s*(?:牵头|负责)")
+_LEAD_NAMED = re.compile(
+    r"(?:责任单位|牵头单位|负责单位)\s*[:：]\s*([^，。；,;）)]+)|由\s*([^\s，。；由]{2,14}?)\s*(?:牵头|负责)"
+)
 _UNIT = r"区(?:[\u4e00-\u9fff]{0,8}?)(?:政府办|政府|办公室|办|局|委员会|院|中心|部)"
-_LEAD_SUBJECT = re.compile(rf"(?:^|[，,])\s*({_UNIT})(?=\s*(?:于|在|每|要|将|牵头|负责|定期|按|向|组织|[\u4e00-\u9fff]))")
+_LEAD_SUBJECT = re.compile(rf"(?:^|[，,])\s*({_UNIT})(?=\s*[\u4e00-\u9fff])")
 _TARGET = re.compile(
     r"(?:不少于|不低于|不超过|至少|达到|达|超过|覆盖率达到)\s*[^，。；,;、]{0,8}?\d+(?:\.\d+)?\s*"
     r"(?:%|％|学时|小时|个|次|家|项|人|天|件)|\d+(?:\.\d+)?\s*(?:%|％)"
@@ -176,7 +180,7 @@ def plan_facts(chunks: Iterable[Chunk], documents: Iterable[dict[str, Any]]) -> 
 
 
 def parse_before(value: str) -> tuple[int, int]:
-    """"2023-06" or "2023" → (2023, 6) / (2023, 12); a clear error otherwise."""
+    """YYYY-MM: "2023-06" or "2023" → (2023, 6) / (2023, 12); a clear error otherwise."""
     m = re.fullmatch(r"\s*(\d{4})(?:-(\d{1,2}))?\s*", value or "")
     if not m or not 1 <= int(m.group(2) or 12) <= 12:
         raise InputError(f"日期格式应为 YYYY-MM：{value!r} (before must be YYYY-MM, got {value!r})")
