@@ -1,4 +1,4 @@
-"""`rag`: ingest, chunks, info, ask, eval. The edge where settings are read from env and flags."""
+"""`rag`: ingest, chunks, info, facts, ask, eval. The edge where settings are read from env and flags."""
 
 from __future__ import annotations
 
@@ -117,6 +117,43 @@ def cmd_info(args: argparse.Namespace) -> int:
     for d in sorted(docs, key=lambda d: (d["district"], d["title"])):
         print(f"- 《{d['title']}》 {d['district'] or '-'}  {d['chunks']} chunks  {d['source']}")
     print(f"{len(docs)} documents, {sum(d['chunks'] for d in docs)} chunks")
+    return 0
+
+
+def cmd_facts(args: argparse.Namespace) -> int:
+    """The 时间表: dated commitments of the indexed plans, read from the current generation."""
+    import csv
+
+    from rag.core.types import Chunk
+    from rag.index.generations import current_generation
+    from rag.ingest.facts import filter_facts, parse_before, plan_facts
+
+    s = _settings(args)
+    if args.before:
+        parse_before(args.before)  # a bad date is an input error before any loading
+    gen = current_generation(Path(s.index_dir))
+    if gen is None:
+        raise IndexMissingError(
+            f"索引不存在：请先运行 rag ingest (no index at {s.index_dir}: run `rag ingest PATH` first)"
+        )
+    manifest = json.loads((gen / "manifest.json").read_text("utf-8"))
+    with open(gen / "chunks.jsonl", encoding="utf-8") as lines:
+        chunks = [Chunk.from_json(json.loads(line)) for line in lines if line.strip()]
+    facts = filter_facts(plan_facts(chunks, manifest["documents"].values()), args.place, args.year, args.before)
+    rows = [f.to_dict() for f in facts]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=1))
+    elif args.csv:
+        cols = ["place", "year", "month", "kind", "task", "lead", "target", "text", "section", "title", "doc_id"]
+        w = csv.DictWriter(sys.stdout, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    else:
+        for f in facts:
+            when = f"{f.year or ''}{f'-{f.month:02d}' if f.month else ''}" or "-"
+            extra = "".join(f"  [{k}:{v}]" for k, v in (("牵头", f.lead), ("目标", f.target)) if v)
+            print(f"{f.place or '-'}  {when:<8} {f.kind:<11} {f.task}{extra}\n    {f.text}")
+        print(f"{len(facts)} 条 facts")
     return 0
 
 
@@ -257,6 +294,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp = with_index(sub.add_parser("info", help="list indexed documents"))
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_info)
+
+    sp = with_index(sub.add_parser("facts", help="时间表: dated commitments of the indexed plans"))
+    sp.add_argument("--place", help="only this district (金山区 or 金山)")
+    sp.add_argument("--year", type=int, help="only commitments of this year")
+    sp.add_argument("--before", help="only commitments due by YYYY-MM (inclusive)")
+    out = sp.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true")
+    out.add_argument("--csv", action="store_true")
+    sp.set_defaults(func=cmd_facts)
 
     sp = with_index(sub.add_parser("ask", help="ask a question (no question: interactive)"))
     sp.add_argument("question", nargs="*")

@@ -2,6 +2,7 @@
 
     POST /api/ask               {"question", "history"?, "district"?} → the answer object (rag.answer.cite)
     GET  /api/documents         indexed documents
+    GET  /api/facts             时间表: dated plan commitments (?place=&year=&before=YYYY-MM)
     POST /api/feedback          👍 / 👎 on an answer object
     GET  /healthz               documents count, districts
     GET  /v1/models             OpenAI-compatible model list
@@ -37,6 +38,7 @@ from rag.core.errors import BackendError, IndexMissingError, RagError, UserError
 from rag.core.settings import Settings
 from rag.core.types import Answer
 from rag.index.embed import Embedder
+from rag.ingest.facts import Fact, filter_facts, plan_facts
 from rag.query.followup import rewrite
 from rag.serve.admin import Admin, AdminAuthError, AdminDisabledError, AdminLockedError, BusyError
 from rag.serve.admission import Admission, OverloadedError
@@ -399,6 +401,20 @@ def create_api(
     def documents() -> dict[str, Any]:
         pipeline_provider()  # 503 with the how-to when there is no index yet
         return {"documents": admin.documents()}
+
+    facts_cache: dict[str, list[Fact]] = {}  # per index generation: the facts change only on ingest
+
+    @api.get("/api/facts")
+    def facts(place: str | None = None, year: int | None = None, before: str | None = None) -> dict[str, Any]:
+        index = pipeline_provider().index
+        key = str(index.gen)
+        all_facts = facts_cache.get(key)
+        if all_facts is None:
+            all_facts = plan_facts(index.chunks, index.documents)
+            facts_cache.clear()
+            facts_cache[key] = all_facts
+        rows = filter_facts(all_facts, place or None, year, before or None)
+        return {"facts": [f.to_dict() for f in rows]}
 
     @api.post("/api/ask")
     async def ask(body: AskRequest) -> dict[str, Any]:
