@@ -49,7 +49,7 @@ def url(plans_settings: Settings, embedder: Embedder, tmp_path_factory: pytest.T
         index_dir=tmp / "index",
         data_dir=tmp / "data",
         admin_password=PASSWORD,
-        admin_max_failures=4,
+        admin_max_failures=3,  # locked out at the 3rd: the Gradio check below cannot race the throttle
         admin_lockout_s=120,
     )
     provider = LivePipeline(settings, embedder)
