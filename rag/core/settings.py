@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import AliasChoices, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -68,6 +68,8 @@ class Settings(BaseSettings):
         except ValidationError as e:
             raise InputError(f"配置有误 (invalid settings): {_explain(e)}") from e
 
+    _reads_env: ClassVar[bool] = False
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         if self.reranker == "cross-encoder" and not self.rerank_model:
@@ -85,7 +87,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings,)  # plain construction reads no environment; from_env does
+        # Plain construction reads no environment; from_env builds the subclass that does.
+        return (init_settings, env_settings, dotenv_settings) if cls._reads_env else (init_settings,)
 
     @classmethod
     def from_env(
@@ -109,16 +112,7 @@ class Settings(BaseSettings):
 
 
 class _FromEnvironment(Settings):
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, dotenv_settings)
+    _reads_env: ClassVar[bool] = True
 
 
 def env_names() -> dict[str, str]:
