@@ -345,7 +345,17 @@ def build_ui(provider: PipelineProvider, settings: Settings, admin: Admin, store
         except RagError as e:
             return f'<div class="zc-error">{esc(e)}</div>'
         docs = pipe.documents()
-        return f"<p>已收录 {len(docs)} 份文件（{esc('、'.join(pipe.districts) or '无')}）。答案均摘自原文并标注出处；找不到依据时会明确说明。</p>"
+        line = f"<p>已收录 {len(docs)} 份文件（{esc('、'.join(pipe.districts) or '无')}）。答案均摘自原文并标注出处；找不到依据时会明确说明。</p>"
+        vec = admin.vector_status()
+        if vec["pending"]:
+            fill = vec.get("fill") or {}
+            done = f"，进度 {fill.get('done')}/{fill.get('total')}" if vec.get("filling") and fill.get("total") else ""
+            line += (
+                f'<div class="zc-banner" id="zc-vectors">向量化进行中：{vec["pending"]}/{vec["chunks"]} 段尚无向量{done}，'
+                f"这些段落暂按关键词检索 (BM25)，已可查询。({vec['pending']} chunks wait for vectors; "
+                "they are searchable by keywords meanwhile.)</div>"
+            )
+        return line
 
     def guarded(fn: Callable[..., Job | list[Job]]) -> Callable[..., tuple[str, Any]]:
         def run(request: gr.Request, password: str, *args: Any) -> tuple[str, Any]:  # gradio injects request
@@ -392,7 +402,7 @@ def build_ui(provider: PipelineProvider, settings: Settings, admin: Admin, store
             "<h1>政策问答</h1><p>政府规划文件的有据问答：答案摘自原文，并注明文件、地区和章节。</p>",
             elem_id="zc-header",
         )
-        status = gr.HTML(banner(), elem_id="zc-status")
+        status = gr.HTML(banner, elem_id="zc-status", every=10.0)  # refreshed: vector-fill progress
         with gr.Tabs():
             with gr.Tab("问答", id="chat"):
                 with gr.Row(equal_height=True):

@@ -1,10 +1,10 @@
 """HTTP APIs for help-desk integrations and evaluation scripts (FastAPI; never imports gradio).
 
     POST /api/ask               {"question", "history"?, "district"?} → the answer object (rag.answer.cite)
-    GET  /api/documents         indexed documents
+    GET  /api/documents         indexed documents (with chunks still waiting for vectors)
     GET  /api/facts             时间表: dated plan commitments (?place=&year=&before=YYYY-MM)
     POST /api/feedback          👍 / 👎 on an answer object
-    GET  /healthz               documents count, districts
+    GET  /healthz               documents count, districts, pending vectors and the fill's progress
     GET  /v1/models             OpenAI-compatible model list
     POST /v1/chat/completions   OpenAI-compatible chat (stream and non-stream), citations included
     /api/admin/...              upload / delete / re-index (X-Admin-Password header)
@@ -395,12 +395,14 @@ def create_api(
             "chunks": sum(int(d.get("chunks", 0)) for d in docs),
             "districts": pipe.districts,
             "admin": admin.enabled,
+            "pending_vectors": (vec := admin.vector_status())["pending"],  # found by BM25 alone until filled
+            "vectors": vec,
         }
 
     @api.get("/api/documents")
     def documents() -> dict[str, Any]:
         pipeline_provider()  # 503 with the how-to when there is no index yet
-        return {"documents": admin.documents()}
+        return {"documents": admin.documents(), "vectors": admin.vector_status()}
 
     facts_cache: dict[str, list[Fact]] = {}  # per index generation: the facts change only on ingest
 
