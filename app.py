@@ -349,7 +349,7 @@ def build_ui(provider: PipelineProvider, settings: Settings, admin: Admin, store
         vec = admin.vector_status()
         if vec["pending"]:
             fill = vec.get("fill") or {}
-            done = f"，进度 {fill.get('done')}/{fill.get('total')}" if vec.get("filling") and fill.get("total") else ""
+            done = f"，进度 {fill.get('done')}/{fill.get('total')}" if fill.get("running") and fill.get("total") else ""
             line += (
                 f'<div class="zc-banner" id="zc-vectors">向量化进行中：{vec["pending"]}/{vec["chunks"]} 段尚无向量{done}，'
                 f"这些段落暂按关键词检索 (BM25)，已可查询。({vec['pending']} chunks wait for vectors; "
