@@ -54,6 +54,7 @@ eval-cmrc: $(STAMP)
 	$(BIN)/python eval/cmrc.py
 
 bench: $(STAMP)
+	$(BIN)/python bench/ingest_speed.py --write
 	$(BIN)/python bench/run.py
 
 # 50 clients × 20 questions on /api/ask + 20 streaming chats, app on 127.0.0.1; table → bench/results.md
