@@ -380,7 +380,10 @@ def timetable_view(
     folder = out_dir / key
     folder.mkdir(parents=True, exist_ok=True)
     csv_path, xlsx_path = write_csv(facts, folder / "时间表.csv"), write_xlsx(facts, folder / "时间表.xlsx")
-    note = f'<div class="zc-note">共 {len(facts)} 条有期限的承诺。</div>'
+    named = (("地区", place), ("年份", year), ("截止", before), ("关键词", text))
+    shown = [(k, str(v).strip()) for k, v in named if str(v or "").strip() not in ("", ALL)]
+    where = " · ".join(f"{k}：{v}" for k, v in [*shown, ("排序", sort or "期限")])
+    note = f'<div class="zc-note">共 {len(facts)} 条有期限的承诺（{esc(where)}）。</div>'
     return table_rows(facts), facts, str(csv_path), str(xlsx_path), note
 
 
@@ -419,7 +422,7 @@ def timetable_tab(provider: PipelineProvider, demo: gr.Blocks, tab: gr.Tab) -> N
         before = gr.Textbox(label="截止（含）", placeholder="YYYY-MM，如 2023-12", max_lines=1, elem_id="zc-tt-before")
         text = gr.Textbox(label="关键词", placeholder="如：行政复议", max_lines=1, elem_id="zc-tt-text")
         go = gr.Button("筛选", variant="primary", scale=0, min_width=80, elem_id="zc-tt-go")
-    with gr.Row(equal_height=True):
+    with gr.Row():
         sort = gr.Radio(list(TT_SORTS), value="期限", label="排序", scale=2, elem_id="zc-tt-sort")
         csv_btn = gr.DownloadButton("下载 CSV", size="sm", scale=1, elem_id="zc-tt-csv")
         xlsx_btn = gr.DownloadButton("下载 Excel", size="sm", scale=1, elem_id="zc-tt-xlsx")

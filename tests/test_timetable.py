@@ -152,6 +152,7 @@ def test_timetable_questions_are_recognised(question: str, ask: TimetableAsk) ->
         "金山区行政复议改革期限",
         "金山区的行政复议体制改革要在什么时候完成？",
         "到2035年静安区法治政府建设要达到什么水平？",
+        "到2035年，法治政府建设要达到什么目标？",  # the plan's vision, answered from its passage
         "静安区每年至少组织几次行政执法案卷评查？",
         "静安区每年给行政执法人员开展专题培训不少于多少学时？",
         "静安区在法律顾问方面完成了什么工作？",  # no date: asks about a topic, not a deadline

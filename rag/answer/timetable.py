@@ -27,9 +27,10 @@ _EVERY = re.compile(r"每年|每一年|年年|每个年度|每年度")
 _BEFORE_MONTH = re.compile(rf"{_Y}\s*(1[0-2]|[1-9])\s*月\s*(?:份|底|末)?\s*(?:之|以)?前")
 _BEFORE = re.compile(rf"{_Y}\s*(?:年?底|年?末)?\s*(?:之|以)?前|(?:到|至|截至|截止到?)\s*{_Y}")
 _IN_YEAR = re.compile(_Y)
-# Asks for the items themselves: 哪些任务, 什么工作, 要做什么, 完成哪些 … (not 什么时候, 什么水平).
+# Asks for the items themselves: 哪些任务, 什么工作, 要做什么, 完成哪些 … Not 什么时候, 什么水平,
+# nor 什么目标: "到2035年要达到什么目标" asks for the plan's vision of that year, one passage.
 _ASKS_ITEMS = re.compile(
-    r"(?:哪些|哪几项|哪几件|什么|啥)(?:重点|主要|具体|关键)?(?:任务|工作|事项|事情|事|目标|举措|措施|时间节点)"
+    r"(?:哪些|哪几项|哪几件|什么|啥)(?:重点|主要|具体|关键)?(?:任务|工作|事项|事情|事|举措|措施|时间节点)"
     r"|(?:做|干|完成|落实|办|推进|开展)(?:些|好)?(?:什么|哪些|啥)"
 )
 
