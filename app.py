@@ -13,6 +13,7 @@ import logging
 import re
 import socket
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,11 +25,23 @@ import gradio as gr
 import uvicorn
 from fastapi import FastAPI
 
+from rag.answer.fact_table import (
+    COLUMNS,
+    deadline_label,
+    fact_passage,
+    index_facts,
+    select_facts,
+    table_rows,
+    write_csv,
+    write_xlsx,
+)
 from rag.cli import quiet_and_fast
 from rag.core.errors import BackendError, IndexMissingError, RagError, UserError
 from rag.core.settings import Settings
 from rag.core.text import split_sentences
+from rag.core.types import content_hash
 from rag.ingest.build import remove_abandoned_builds
+from rag.ingest.facts import Fact
 from rag.serve.admin import Admin, Job
 from rag.serve.api import ApiError, LivePipeline, PipelineProvider, create_api, prepare, stream_answer
 from rag.serve.feedback import FeedbackStore
@@ -78,6 +91,9 @@ details.zc-cite > summary { cursor: pointer; list-style-position: outside; }
 .zc-job progress { width: 220px; vertical-align: middle; margin: 0 .4rem; }
 .zc-banner { border-left: 4px solid #d97706; background: #fffbeb; color: #78350f; padding: .5rem .8rem;
   border-radius: 6px; }
+.zc-tt-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: .55rem .8rem;
+  background: var(--background-fill-secondary); }
+.zc-tt-when { font-weight: 600; color: var(--color-accent); margin-right: .4rem; }
 """
 
 # -- inert HTML ------------------------------------------------------------------------------
@@ -327,6 +343,124 @@ def _notice(text: str, ok: bool = False) -> str:
     return f'<div class="{"zc-job" if ok else "zc-error"}">{esc(text)}</div>'
 
 
+# -- 时间表 handlers ---------------------------------------------------------------------------
+
+TT_SORTS = {"期限": "deadline", "地区": "place", "章节": "section"}
+TT_HINT = '<div class="zc-note">点击表格中的一行，查看该承诺的原文段落（文件、章节、地区）。</div>'
+
+
+def timetable_choices(provider: PipelineProvider) -> tuple[list[str], list[str]]:
+    """The place and year filter choices of the current index (全部 first)."""
+    try:
+        facts = index_facts(provider().index)
+    except RagError:
+        return [ALL], [ALL]
+    places = sorted({f.place for f in facts if f.place})
+    years = sorted({f.year for f in facts if f.year is not None})
+    return [ALL, *places], [ALL, *map(str, years)]
+
+
+def timetable_view(
+    provider: PipelineProvider, out_dir: Path, place: str, year: str, before: str, text: str, sort: str
+) -> tuple[list[list[Any]], list[Fact], str | None, str | None, str]:
+    """The filtered table: its rows, the facts behind them, the CSV and Excel files, a note."""
+    try:
+        pipe = provider()
+        facts = select_facts(
+            index_facts(pipe.index),
+            place=None if place in (None, "", ALL) else place,
+            year=int(year) if str(year or "").isdigit() else None,  # 全部 → no year filter
+            before=(before or "").strip() or None,
+            text=text,
+            sort=TT_SORTS.get(sort, "deadline"),
+        )
+        key = content_hash(str(pipe.index.gen), str(place), str(year), str(before), str(text), str(sort))
+    except RagError as e:
+        return [], [], None, None, f'<div class="zc-error">{esc(_error_text(e))}</div>'
+    folder = out_dir / key
+    folder.mkdir(parents=True, exist_ok=True)
+    csv_path, xlsx_path = write_csv(facts, folder / "时间表.csv"), write_xlsx(facts, folder / "时间表.xlsx")
+    named = (("地区", place), ("年份", year), ("截止", before), ("关键词", text))
+    shown = [(k, str(v).strip()) for k, v in named if str(v or "").strip() not in ("", ALL)]
+    where = " · ".join(f"{k}：{v}" for k, v in [*shown, ("排序", sort or "期限")])
+    note = f'<div class="zc-note">共 {len(facts)} 条有期限的承诺（{esc(where)}）。</div>'
+    return table_rows(facts), facts, str(csv_path), str(xlsx_path), note
+
+
+def timetable_passage(provider: PipelineProvider, facts: list[Fact], row: list[Any] | None) -> str:
+    """The cited passage of the selected row (found by its 序号, so a re-sorted table still opens
+    the right one): document title, place, section path, the passage with the sentence marked."""
+    try:
+        f = facts[int(row[0]) - 1] if row else None
+    except (ValueError, TypeError, IndexError):
+        f = None
+    if f is None:
+        return TT_HINT
+    try:
+        passage = fact_passage(f, provider().by_doc.get(f.doc_id, ()))
+    except RagError as e:
+        return f'<div class="zc-error">{esc(_error_text(e))}</div>'
+    if passage is None:
+        return f'<div class="zc-error">{esc("原文段落已不在当前索引中 (the passage is no longer in the index)")}</div>'
+    tag = f'<span class="zc-tag">{esc(f.place)}</span>' if f.place else ""
+    extra = "".join(f" · {k}：{esc(v)}" for k, v in (("牵头单位", f.lead), ("目标", f.target)) if v)
+    return (
+        f'<div class="zc-tt-card"><span class="zc-tt-when">{esc(deadline_label(f))}</span>'
+        f'<span class="zc-title">《{esc(f.title)}》</span>{tag}<span class="zc-sec">{esc(f.section)}</span>'
+        f'<div class="zc-passage">{highlight(passage.chunk.text, passage.quote)}</div>'
+        f'<div class="zc-meta">来源文件：{esc(passage.chunk.source)}{extra}</div></div>'
+    )
+
+
+def timetable_tab(provider: PipelineProvider, demo: gr.Blocks, tab: gr.Tab) -> None:
+    """The 时间表 tab's components and events (inside its `with gr.Tab`)."""
+    out_dir = Path(tempfile.mkdtemp(prefix="zhengce-timetable-"))
+    places, years = timetable_choices(provider)
+    with gr.Row(equal_height=True):
+        place = gr.Dropdown(places, value=ALL, label="地区", elem_id="zc-tt-place", min_width=120)
+        year = gr.Dropdown(years, value=ALL, label="年份", elem_id="zc-tt-year", min_width=100)
+        before = gr.Textbox(label="截止（含）", placeholder="YYYY-MM，如 2023-12", max_lines=1, elem_id="zc-tt-before")
+        text = gr.Textbox(label="关键词", placeholder="如：行政复议", max_lines=1, elem_id="zc-tt-text")
+        go = gr.Button("筛选", variant="primary", scale=0, min_width=80, elem_id="zc-tt-go")
+    with gr.Row():
+        sort = gr.Radio(list(TT_SORTS), value="期限", label="排序", scale=2, elem_id="zc-tt-sort")
+        csv_btn = gr.DownloadButton("下载 CSV", size="sm", scale=1, elem_id="zc-tt-csv")
+        xlsx_btn = gr.DownloadButton("下载 Excel", size="sm", scale=1, elem_id="zc-tt-xlsx")
+    note = gr.HTML(elem_id="zc-tt-note")
+    table = gr.Dataframe(
+        headers=list(COLUMNS),
+        datatype=["number", "str", "str", "str", "str", "str", "str", "str", "str"],
+        interactive=False,
+        wrap=True,
+        max_height=520,
+        column_widths=["4%", "9%", "6%", "12%", "33%", "7%", "7%", "12%", "10%"],
+        elem_id="zc-tt-table",
+    )
+    passage = gr.HTML(TT_HINT, elem_id="zc-tt-passage")
+    shown = gr.State([])
+
+    def refresh(*filters: str) -> tuple[Any, ...]:
+        rows, facts, csv_path, xlsx_path, text_note = timetable_view(provider, out_dir, *filters)
+        return rows, facts, gr.update(value=csv_path), gr.update(value=xlsx_path), text_note, TT_HINT
+
+    def choices(p: str, y: str) -> tuple[Any, Any]:
+        ps, ys = timetable_choices(provider)
+        return gr.update(choices=ps, value=p if p in ps else ALL), gr.update(choices=ys, value=y if y in ys else ALL)
+
+    def open_row(facts: list[Fact], evt: gr.SelectData) -> str:
+        return timetable_passage(provider, facts, evt.row_value)
+
+    filters = [place, year, before, text, sort]
+    view = [table, shown, csv_btn, xlsx_btn, note, passage]
+    triggers = [place.change, year.change, sort.change, before.submit, text.submit, go.click]
+    gr.on(triggers, refresh, filters, view, api_name="timetable")
+    for event in (demo.load, tab.select):
+        event(choices, [place, year], [place, year], api_visibility="private").then(
+            refresh, filters, view, api_visibility="private"
+        )
+    table.select(open_row, [shown], passage, api_visibility="private")
+
+
 # -- the Blocks --------------------------------------------------------------------------------
 
 
@@ -446,6 +580,8 @@ def build_ui(provider: PipelineProvider, settings: Settings, admin: Admin, store
                         up = gr.Button("👍 有用", scale=1, min_width=90)
                         down = gr.Button("👎 不准确", scale=1, min_width=90)
                     fb_status = gr.Markdown()
+            with gr.Tab("时间表", id="timetable") as timetable:
+                timetable_tab(provider, demo, timetable)
             with gr.Tab("知识库管理", id="admin"):
                 if not admin.enabled:
                     gr.HTML(f'<div class="zc-banner">{esc(admin.disabled_reason)}</div>')
