@@ -32,6 +32,7 @@ from rag.ingest.build import remove_abandoned_builds
 from rag.serve.admin import Admin, Job
 from rag.serve.api import ApiError, LivePipeline, PipelineProvider, create_api, prepare, stream_answer
 from rag.serve.feedback import FeedbackStore
+from rag.serve.uploads import UploadGuard, UploadLimits, UploadMiddleware, upload_folder
 
 log = logging.getLogger("zhengce.app")
 
@@ -507,10 +508,15 @@ def build_app(
     admin = admin or Admin(settings, provider)
     store = feedback or FeedbackStore(Path(settings.data_dir) / "feedback.sqlite")
     api = create_api(provider, settings, admin=admin, feedback=store)
+    uploads = UploadGuard(upload_folder(), UploadLimits.from_settings(settings))  # before Gradio reads the folder
+    uploads.clean()
+    api.state.uploads = uploads
     demo = build_ui(provider, settings, admin, store)
     # Fair queueing: a few handlers run at once, the rest wait in line instead of failing.
     demo.queue(default_concurrency_limit=8, max_size=256)
     theme = gr.themes.Soft(primary_hue="red", neutral_hue="slate", font=FONTS, font_mono=["monospace"])
+    # Gradio's own upload route: size, count, types, per-client budget, bounded folder, no server path.
+    api.add_middleware(UploadMiddleware, guard=uploads)
     return gr.mount_gradio_app(
         api,
         demo,
