@@ -182,7 +182,10 @@ async def soak(url: str, pid: int, seconds: float, interval: float, tally: Tally
     swaps: list[tuple[str, float, float, str]] = []
     t_start = time.monotonic()
     stop = t_start + seconds
-    limits = httpx.Limits(max_connections=20, max_keepalive_connections=20)
+    # Idle connections are dropped after 2 s, before uvicorn's 5 s keep-alive timeout closes them
+    # from its side: otherwise a request sent on a connection the server is just closing fails
+    # with a transport error that says nothing about the app.
+    limits = httpx.Limits(max_connections=20, max_keepalive_connections=20, keepalive_expiry=2.0)
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as c:
 
         async def sampler() -> None:

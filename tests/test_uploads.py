@@ -210,3 +210,41 @@ def test_client_side_names_cannot_escape_the_folder() -> None:
     out = g.resolve(body)
     assert out["data"][0][0]["path"] == "/srv/up/" + "b" * 40 + "/y.md"
     assert out["data"][1] == body["data"][1]  # a plain string (a question) is never rewritten
+
+
+@pytest.mark.slow
+def test_admin_upload_from_the_page_in_a_real_browser(live: Live, tmp_path: Path) -> None:
+    """The page's own upload (Gradio's JS client) sends the public name back and the file is indexed."""
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.skip("/usr/bin/chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    doc = tmp_path / "fengxian_browser_upload.txt"
+    doc.write_text(DOC.replace("数据开放", "浏览器上传"), "utf-8")
+    uploads: list[tuple[int, str]] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=["--headless", "--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(locale="zh-CN")
+            page.on(
+                "response",
+                lambda r: uploads.append((r.status, r.text())) if r.url.split("?")[0].endswith("/upload") else None,
+            )
+            page.goto(live.url, wait_until="domcontentloaded")
+            page.wait_for_selector("#zc-examples button", timeout=120_000)
+            page.get_by_role("tab", name="知识库管理").click()
+            page.locator("input[type=password]").fill(PASSWORD)
+            page.locator("input[type=file][accept*='.docx']").set_input_files(str(doc))
+            page.wait_for_function("() => document.body.innerText.includes('fengxian_browser_upload')", timeout=60_000)
+            page.get_by_role("button", name="上传并索引").click()
+            page.wait_for_function(
+                "() => /#\\d+ 上传「fengxian_browser_upload.txt」— (✅|❌)/.test(document.body.innerText)",
+                timeout=180_000,
+            )
+            text = page.locator("body").inner_text()
+        finally:
+            browser.close()
+    assert "✅ 完成" in text, text[-2000:]
+    assert uploads and all(s == 200 and "zc-upload/" in t and str(live.folder) not in t for s, t in uploads), uploads
+    assert "fengxian_browser_upload.txt" in {d["source"] for d in live.admin.documents()}
