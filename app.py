@@ -9,6 +9,7 @@ markdown and HTML, so a plan or a question containing <script> must show as text
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import socket
@@ -17,7 +18,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +44,10 @@ from rag.core.types import content_hash
 from rag.ingest.build import remove_abandoned_builds
 from rag.ingest.facts import Fact
 from rag.serve.admin import Admin, Job
+from rag.serve.admission import Admission, OverloadedError
 from rag.serve.api import ApiError, LivePipeline, PipelineProvider, create_api, prepare, stream_answer
 from rag.serve.feedback import FeedbackStore
+from rag.serve.uploads import UploadGuard, UploadLimits, UploadMiddleware, upload_folder
 
 log = logging.getLogger("zhengce.app")
 
@@ -212,7 +215,7 @@ def _district_choices(provider: PipelineProvider) -> list[str]:
 
 
 def _error_text(e: Exception) -> str:
-    if isinstance(e, ApiError | UserError):
+    if isinstance(e, ApiError | UserError | OverloadedError):
         return str(e)
     if isinstance(e, BackendError):
         return f"后端暂时不可用，请稍后再试 (backend error: {e})"
@@ -220,7 +223,12 @@ def _error_text(e: Exception) -> str:
     return f"内部错误，请联系管理员 (internal error: {type(e).__name__})"
 
 
-def make_ask(provider: PipelineProvider) -> Callable[..., Iterator[tuple[Any, ...]]]:
+def make_ask(
+    provider: PipelineProvider, admission: Admission | None = None
+) -> Callable[..., Iterator[tuple[Any, ...]]]:
+    """The chat handler. With `admission` (the API's queue), retrieval waits its turn in the same
+    FIFO line as /api/ask and /v1/chat/completions; the streamed rest runs outside the slot."""
+
     def ask(message: str, scope: str, turns: list[dict[str, Any]] | None) -> Iterator[tuple[Any, ...]]:
         turns = list(turns or [])[-MAX_TURNS:]
         if not (message or "").strip():
@@ -236,10 +244,13 @@ def make_ask(provider: PipelineProvider) -> Callable[..., Iterator[tuple[Any, ..
         head = [*render_chat(turns), render_turn(turn)[0]]
         obj: dict[str, Any] | None = None
         try:
-            pipe = provider()
-            prepared = prepare(pipe, message, history, None if scope in (None, "", ALL) else scope)
+            with admission.blocking_slot() if admission is not None else nullcontext():
+                pipe = provider()
+                prepared = prepare(pipe, message, history, None if scope in (None, "", ALL) else scope)
+                items = stream_answer(pipe, prepared)
+                first = next(items, None)  # retrieval runs now, inside the slot
             text = ""
-            for item in stream_answer(pipe, prepared):
+            for item in itertools.chain([] if first is None else [first], items):
                 if isinstance(item, str):
                     text += item
                     bubble = f'<div class="zc-answer">{_answer_text(text)}▍</div>'
@@ -464,8 +475,14 @@ def timetable_tab(provider: PipelineProvider, demo: gr.Blocks, tab: gr.Tab) -> N
 # -- the Blocks --------------------------------------------------------------------------------
 
 
-def build_ui(provider: PipelineProvider, settings: Settings, admin: Admin, store: FeedbackStore) -> gr.Blocks:
-    ask = make_ask(provider)
+def build_ui(
+    provider: PipelineProvider,
+    settings: Settings,
+    admin: Admin,
+    store: FeedbackStore,
+    admission: Admission | None = None,
+) -> gr.Blocks:
+    ask = make_ask(provider, admission)
 
     def banner() -> str:
         try:
@@ -653,10 +670,15 @@ def build_app(
     admin = admin or Admin(settings, provider)
     store = feedback or FeedbackStore(Path(settings.data_dir) / "feedback.sqlite")
     api = create_api(provider, settings, admin=admin, feedback=store)
-    demo = build_ui(provider, settings, admin, store)
+    uploads = UploadGuard(upload_folder(), UploadLimits.from_settings(settings))  # before Gradio reads the folder
+    uploads.clean()
+    api.state.uploads = uploads
+    demo = build_ui(provider, settings, admin, store, api.state.admission)  # the chat shares /api/ask's line
     # Fair queueing: a few handlers run at once, the rest wait in line instead of failing.
     demo.queue(default_concurrency_limit=8, max_size=256)
     theme = gr.themes.Soft(primary_hue="red", neutral_hue="slate", font=FONTS, font_mono=["monospace"])
+    # Gradio's own upload route: size, count, types, per-client budget, bounded folder, no server path.
+    api.add_middleware(UploadMiddleware, guard=uploads)
     return gr.mount_gradio_app(
         api,
         demo,

@@ -234,9 +234,12 @@ def _print_answer(obj: dict[str, Any], with_answer: bool = True) -> None:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from rag.answer.cite import answer_dict
+    from rag.query.followup import too_long
 
-    pipe = _pipeline(args, llm=args.llm)
     questions = [" ".join(args.question)] if args.question else None
+    if questions is not None and (refusal := too_long(questions[0])) is not None:
+        raise InputError(refusal)  # before the index loads: exit status 2
+    pipe = _pipeline(args, llm=args.llm)
     if questions is None:  # interactive loop
         print(f"已载入 {len(pipe.documents())} 份文件（{'、'.join(pipe.districts)}）。输入问题，空行退出。")
         while True:
@@ -246,6 +249,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
                 break
             if not q:
                 break
+            if (refusal := too_long(q)) is not None:
+                print(refusal)
+                continue
             _print_answer(answer_dict(pipe.ask(q)))
         return 0
     if args.json:

@@ -39,13 +39,12 @@ from rag.core.settings import Settings
 from rag.core.types import Answer
 from rag.index.embed import Embedder
 from rag.ingest.facts import Fact, filter_facts, plan_facts
-from rag.query.followup import rewrite
+from rag.query.followup import MAX_QUESTION_CHARS, rewrite, too_long
 from rag.serve.admin import Admin, AdminAuthError, AdminDisabledError, AdminLockedError, BusyError
 from rag.serve.admission import Admission, OverloadedError
 from rag.serve.feedback import FeedbackStore
 
 MODEL_ID = "zhengce-extractive"
-MAX_QUESTION_CHARS = 500
 MAX_HISTORY = 20
 ALL_DISTRICTS = ("", "全部", "all", "*")
 
@@ -143,11 +142,9 @@ def check_question(question: object) -> str:
         raise ApiError(422, "问题不能为空 (question must not be empty)")
     check_text(question, "question")
     q = question.strip()
-    if len(q) > MAX_QUESTION_CHARS:
-        raise ApiError(
-            422,
-            f"问题过长：最多 {MAX_QUESTION_CHARS} 字，现有 {len(q)} 字 (question too long: at most {MAX_QUESTION_CHARS} characters)",
-        )
+    refusal = too_long(q)
+    if refusal is not None:  # at the door: nothing downstream (rewrite, jieba, retrieval) sees it
+        raise ApiError(400, refusal)
     return q
 
 
