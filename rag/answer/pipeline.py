@@ -16,6 +16,7 @@ from rag.answer.retrieve import HybridRetriever
 from rag.answer.score import AnswerParams, Scored, score_sentences, select_evidence
 from rag.answer.span import answer_span
 from rag.answer.structure import lead_in_items, section_items
+from rag.answer.versions import VersionedRetriever, annotate_answer
 from rag.core.errors import ScopeError
 from rag.core.places import Gazetteer, gazetteer
 from rag.core.settings import Settings
@@ -57,7 +58,7 @@ class _Loaded:
 
     def __init__(self, index: Index, settings: Settings) -> None:
         self.index = index
-        self.retriever = HybridRetriever(index, settings)
+        self.retriever = VersionedRetriever(index, settings)  # hybrid, current versions first
         self.idf = bm25_idf(index.bm25)
         self.by_doc: dict[str, list[Chunk]] = {}
         for c in sorted(index.chunks, key=lambda c: c.order):
@@ -236,6 +237,7 @@ class Pipeline:
             answer = Answer(question, ABSTAIN, True, (), tuple(hits[: self.settings.top_k]), {}, {"realtime": True})
         else:
             answer = self._compose(question, self._evidence(st, question, hits, districts), hits)
+        answer = annotate_answer(answer, question, st.retriever.versions, st.by_doc)  # versions: rag.answer.versions
         t2 = time.perf_counter()
         timings = {"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000}
         return replace(answer, timings_ms=timings)
