@@ -16,7 +16,7 @@ from rag.answer.retrieve import HybridRetriever
 from rag.answer.score import AnswerParams, Scored, score_sentences, select_evidence
 from rag.answer.span import answer_span
 from rag.answer.structure import lead_in_items, section_items
-from rag.answer.versions import VersionedRetriever, annotate_answer
+from rag.answer.versions import VersionedRetriever, answer_in_versions
 from rag.core.errors import ScopeError
 from rag.core.places import Gazetteer, gazetteer
 from rag.core.settings import Settings
@@ -190,7 +190,8 @@ class Pipeline:
     def ask_extractive(self, question: str, district: str | None = None) -> Answer:
         st = self._acquire()
         try:
-            return self._ask(st, question, district)
+            # Versions (rag.answer.versions): the version in force, or the older one the question names.
+            return answer_in_versions(question, lambda q: self._ask(st, q, district), st.retriever.versions, st.by_doc)
         finally:
             st.release()
 
@@ -237,7 +238,6 @@ class Pipeline:
             answer = Answer(question, ABSTAIN, True, (), tuple(hits[: self.settings.top_k]), {}, {"realtime": True})
         else:
             answer = self._compose(question, self._evidence(st, question, hits, districts), hits)
-        answer = annotate_answer(answer, question, st.retriever.versions, st.by_doc)  # versions: rag.answer.versions
         t2 = time.perf_counter()
         timings = {"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000}
         return replace(answer, timings_ms=timings)

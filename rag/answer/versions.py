@@ -6,6 +6,8 @@ Ingest marks every document's version (rag.ingest.versions: `version_date`, `ver
 * `VersionedRetriever` keeps superseded passages out of the hits, unless the question asks for
   an older version ("2020年版…", "修订前…", "旧版…"): then that version's passages replace the
   current ones of the same document.
+* `answer_in_versions` (the pipeline's one hook) answers the question without the words that
+  asked for a version, then
 * `annotate_answer` tags each citation with its version, adds, for a cited current passage whose
   older version says it differently, that older sentence as its own marked line
   ("2020年版：…[2]"), and ends the answer with the version it quotes (date, 第X次修正, 现行).
@@ -14,7 +16,8 @@ Ingest marks every document's version (rag.ingest.versions: `version_date`, `ver
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -30,8 +33,9 @@ _YEAR_RE = re.compile(
     rf"(\d{{4}})\s*年\s*(?:的|之)?\s*(?:(?:修正|修订|通过|制定)\s*(?:的|时的|后的)?\s*)?{_VERSION_NOUN}"
 )
 _PREVIOUS_RE = re.compile(
-    r"修订前|修正前|修改前|旧版|老版|原版|上一版|以前的版本|之前的版本|原来的(?:条例|规定|办法|版本|文本)|旧条例|旧规定"
+    r"(?:修订前|修正前|修改前|旧版|老版|原版|上一版|以前的版本|之前的版本|原来的(?:版本|文本)|原来)(?:本)?的?"
 )
+_DOC_NOUNS = ("条例", "规定", "办法", "细则")
 _SOURCE_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 SIMILAR = 0.45  # bigram overlap above which two sentences state the same point
 OVERFETCH = 2  # hits fetched per hit kept: the versions of a document share most of their text
@@ -47,11 +51,18 @@ class Request:
 
 
 def requested_version(question: str) -> Request | None:
+    """The older version a question asks for; `phrase` is the part to cut (a document noun such
+    as 条例 that ends the match stays in the question)."""
     m = _YEAR_RE.search(question)
     if m:
-        return Request(int(m.group(1)), m.group())
+        phrase = m.group()
+        return Request(int(m.group(1)), phrase[:-2] if phrase.endswith(_DOC_NOUNS) else phrase)
     m = _PREVIOUS_RE.search(question)
     return Request(None, m.group()) if m else None
+
+
+# The request of the question being answered, for the retriever (set by answer_in_versions).
+_REQUEST: ContextVar[Request | None] = ContextVar("version_request", default=None)
 
 
 @dataclass(frozen=True)
@@ -78,15 +89,15 @@ class DocVersion:
         return VersionTag(self.date, self.label, self.current, self.superseded_by, older_text)
 
     def name(self) -> str:
-        """ "2024年9月27日第三次修正" / "日期不详"."""
+        """The version's name: 2024年9月27日第三次修正, or 日期不详."""
         if not self.date:
             return "日期不详"
         y, m, d = (int(x) for x in self.date.split("-"))
         return f"{y}年{m}月{d}日{self.label}"
 
     def edition(self) -> str:
-        """ "2020年版" (or "旧版" when undated)."""
-        return f"{self.year}年版" if self.year else "旧版"
+        """The edition's name: 2020年版, or 此前版本 when undated."""
+        return f"{self.year}年版" if self.year else "此前版本"
 
 
 class VersionIndex:
@@ -162,9 +173,8 @@ class VersionedRetriever(HybridRetriever):
         if not self.versions.any_superseded:
             return super().retrieve(query, k, districts)
         k = k or self.settings.top_k
-        request = requested_version(query)
-        asked = query.replace(request.phrase, " ").strip() if request else query
-        hits = super().retrieve(asked or query, k * OVERFETCH, districts)
+        request = _REQUEST.get() or requested_version(query)
+        hits = super().retrieve(query, k * OVERFETCH, districts)
         kept = [h for h in hits if self.versions.wanted(h.chunk.doc_id, request) == h.chunk.doc_id][:k]
         top = kept[0].score if kept else 1.0
         return [replace(h, score=h.score / top) for h in kept]
@@ -208,15 +218,34 @@ def older_counterpart(quote: str, chunks: Sequence[Chunk]) -> tuple[Chunk, str] 
     return chunk_of[cid], "".join(s for _, s in sorted(found[cid]))
 
 
-def annotate_answer(
-    answer: Answer, question: str, versions: VersionIndex, by_doc: Mapping[str, Sequence[Chunk]]
+def answer_in_versions(
+    question: str,
+    run: Callable[[str], Answer],
+    versions: VersionIndex,
+    by_doc: Mapping[str, Sequence[Chunk]],
 ) -> Answer:
-    """Tag citations with their version, add differing older text, and name the version quoted."""
+    """`run` answers the question without the words that ask for a version (they would only
+    match dates), its retriever keeping to the version asked for; then annotate_answer."""
+    request = requested_version(question) if versions.any_superseded else None
+    asked = question.replace(request.phrase, "", 1).strip() if request else question
+    token = _REQUEST.set(request)
+    try:
+        answer = run(asked or question)
+    finally:
+        _REQUEST.reset(token)
+    answer = annotate_answer(answer, request, versions, by_doc)
+    return replace(answer, question=question) if request else answer
+
+
+def annotate_answer(
+    answer: Answer, request: Request | None, versions: VersionIndex, by_doc: Mapping[str, Sequence[Chunk]]
+) -> Answer:
+    """Tag citations with their version, add differing older text (unless an older version was
+    asked for), and name the version quoted."""
     if answer.abstained or not answer.citations or not versions.docs:
         return answer
     if not any(versions.get(c.chunk.doc_id) for c in answer.citations):
         return answer
-    request = requested_version(question)
     citations: list[Citation] = []
     for c in answer.citations:
         v = versions.get(c.chunk.doc_id)
@@ -232,7 +261,7 @@ def annotate_answer(
 
 
 def _older_lines(citations: list[Citation], versions: VersionIndex, by_doc: Mapping[str, Sequence[Chunk]]) -> list[str]:
-    """ "2020年版：<older sentence>[n]" for cited current passages whose older text differs
+    """Lines "2020年版（旧文本，已被修改）：<older sentence>[n]" for cited current passages whose older text differs
     (appends the older passages to `citations`)."""
     lines: list[str] = []
     for c in list(citations):
@@ -276,6 +305,7 @@ __all__ = [
     "VersionIndex",
     "VersionedRetriever",
     "annotate_answer",
+    "answer_in_versions",
     "older_counterpart",
     "requested_version",
 ]

@@ -278,7 +278,7 @@ def apply_versions(
 
 
 def describe(entry: Mapping[str, Any], documents: Mapping[str, Mapping[str, Any]] | None = None) -> str:
-    """ "2024-09-27 第三次修正 · 现行 current" for a manifest entry, or "… · 已被取代 superseded by
+    """The version of a manifest entry, "2024-09-27 第三次修正 · 现行 current", or "… · 已被取代 superseded by
     <file of the current version>" ("" when the entry records no version)."""
     if not entry.get("versioned"):
         return ""
