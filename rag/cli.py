@@ -131,6 +131,7 @@ def cmd_chunks(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from rag.index.generations import current_generation, vector_status
+    from rag.ingest.versions import describe as describe_version
 
     s = _settings(args)
     gen = current_generation(Path(s.index_dir))
@@ -149,6 +150,10 @@ def cmd_info(args: argparse.Namespace) -> int:
         print("built by " + ", ".join(f"{k} {v}" for k, v in backend.items()))
     for d in sorted(docs, key=lambda d: (d["district"], d["title"])):
         print(f"- 《{d['title']}》 {d['district'] or '-'}  {d['chunks']} chunks  {d['source']}")
+        if version := describe_version(
+            d, manifest["documents"]
+        ):  # date, 第X次修正, 现行 / superseded (rag.ingest.versions)
+            print(f"    版本 version: {version}")
     print(f"{len(docs)} documents, {sum(d['chunks'] for d in docs)} chunks")
     print(_vector_line(vec))
     return 0

@@ -19,7 +19,19 @@ def _chunk_fields(c: Chunk) -> dict[str, Any]:
 
 
 def citation_dict(c: Citation) -> dict[str, Any]:
-    return {"n": c.n, **_chunk_fields(c.chunk), "quote": c.quote, "score": round(c.score, 4)}
+    out = {"n": c.n, **_chunk_fields(c.chunk), "quote": c.quote, "score": round(c.score, 4)}
+    if c.version is not None:  # additive keys, only for documents that come in versions
+        v = c.version
+        out.update(
+            {
+                "version_date": v.date or None,
+                "version_label": v.label or None,
+                "current": v.current,
+                "superseded_by": v.superseded_by or None,
+                "older_text": v.older_text,
+            }
+        )
+    return out
 
 
 def hit_dict(h: Hit) -> dict[str, Any]:

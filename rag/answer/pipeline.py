@@ -17,6 +17,7 @@ from rag.answer.score import AnswerParams, Scored, score_sentences, select_evide
 from rag.answer.span import answer_span
 from rag.answer.structure import lead_in_items, section_items
 from rag.answer.timetable import timetable_answer
+from rag.answer.versions import VersionedRetriever, answer_in_versions
 from rag.core.errors import ScopeError
 from rag.core.places import Gazetteer, gazetteer
 from rag.core.settings import Settings
@@ -58,7 +59,7 @@ class _Loaded:
 
     def __init__(self, index: Index, settings: Settings) -> None:
         self.index = index
-        self.retriever = HybridRetriever(index, settings)
+        self.retriever = VersionedRetriever(index, settings)  # hybrid, current versions first
         self.idf = bm25_idf(index.bm25)
         self.by_doc: dict[str, list[Chunk]] = {}
         for c in sorted(index.chunks, key=lambda c: c.order):
@@ -190,7 +191,8 @@ class Pipeline:
     def ask_extractive(self, question: str, district: str | None = None) -> Answer:
         st = self._acquire()
         try:
-            return self._ask(st, question, district)
+            # Versions (rag.answer.versions): the version in force, or the older one the question names.
+            return answer_in_versions(question, lambda q: self._ask(st, q, district), st.retriever.versions, st.by_doc)
         finally:
             st.release()
 

@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     rerank_weight: float = Field(0.6, ge=0)  # a sentence moves by weight × (reranker score − 0.5); untuned
     rerank_top: int = Field(12, ge=1)  # the best lexical candidate sentences the reranker judges
     chroma_url: str | None = None  # http://host:port → Chroma server mode
+    keep_superseded: bool = True  # older versions of a document stay indexed (asked for by year), or are dropped
     llm_base_url: str | None = None
     llm_model: str | None = None
     llm_api_key: str | None = None

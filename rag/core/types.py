@@ -127,11 +127,23 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class VersionTag:
+    """Which version of its document a cited passage comes from (see rag.ingest.versions)."""
+
+    date: str  # ISO date of the version ("" when the file gives none)
+    label: str  # its last step: 第三次修正 / 修订 / 通过 ("" when unknown)
+    current: bool  # the version in force
+    superseded_by: str = ""  # doc id of the current version, when this one is superseded
+    older_text: bool = False  # quoted as the older text beside the current one ("2020年版：…")
+
+
+@dataclass(frozen=True)
 class Citation:
     n: int
     chunk: Chunk
     quote: str  # supporting sentence(s) inside chunk.text
     score: float
+    version: VersionTag | None = None  # set for documents that come in versions or were amended
 
 
 @dataclass(frozen=True)

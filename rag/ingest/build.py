@@ -55,6 +55,7 @@ from rag.index.tokenize import get_tokenizer
 from rag.index.vectors import COLLECTION, ChromaStore
 from rag.ingest.chunk import CHUNKER_VERSION, chunk_document
 from rag.ingest.load import find_files, load_document
+from rag.ingest.versions import apply_versions
 
 REBUILD_SHARE = 0.2  # above this share of chunks removed, the vector store is rebuilt, not edited
 log = logging.getLogger(__name__)
@@ -387,6 +388,8 @@ def _build_generation(
             raise RagError(f"{path.name}: 没有可索引的正文 (no indexable text)")
         new_chunks.extend(chunks)
         docs[doc.id] = _doc_entry(doc, path, len(chunks))
+    # Versions of one document: the latest is current; superseded ones are marked or dropped.
+    new_chunks = apply_versions(docs, to_add, new_chunks, to_remove, settings.keep_superseded, report.warnings)
     kept = [c for c in old_chunks if c.doc_id not in to_remove]
     all_chunks = kept + new_chunks
     if not all_chunks:
