@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 INDEX ?= data/index
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: setup run ingest test check lint typecheck eval eval-all eval-cmrc bench load clean
+.PHONY: setup run ingest test check lint typecheck eval eval-all eval-cmrc bench load soak clean
 
 setup: $(STAMP)
 
@@ -54,11 +54,18 @@ eval-cmrc: $(STAMP)
 	$(BIN)/python eval/cmrc.py
 
 bench: $(STAMP)
+	$(BIN)/python bench/ingest_speed.py --write
 	$(BIN)/python bench/run.py
 
 # 50 clients × 20 questions on /api/ask + 20 streaming chats, app on 127.0.0.1; table → bench/results.md
 load: $(STAMP)
 	$(BIN)/python bench/load.py --write
+
+# MINUTES (default 20) of mixed traffic with an upload, a delete and a re-index in the middle:
+# RSS, open fds and Chroma handles over time; table → bench/results.md
+MINUTES ?= 20
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py --minutes $(MINUTES) --write
 
 clean:
 	rm -rf $(INDEX) .pytest_cache .mypy_cache

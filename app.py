@@ -9,14 +9,16 @@ markdown and HTML, so a plan or a question containing <script> must show as text
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import socket
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +26,28 @@ import gradio as gr
 import uvicorn
 from fastapi import FastAPI
 
+from rag.answer.fact_table import (
+    COLUMNS,
+    deadline_label,
+    fact_passage,
+    index_facts,
+    select_facts,
+    table_rows,
+    write_csv,
+    write_xlsx,
+)
 from rag.cli import quiet_and_fast
 from rag.core.errors import BackendError, IndexMissingError, RagError, UserError
 from rag.core.settings import Settings
 from rag.core.text import split_sentences
+from rag.core.types import content_hash
 from rag.ingest.build import remove_abandoned_builds
+from rag.ingest.facts import Fact
 from rag.serve.admin import Admin, Job
+from rag.serve.admission import Admission, OverloadedError
 from rag.serve.api import ApiError, LivePipeline, PipelineProvider, create_api, prepare, stream_answer
 from rag.serve.feedback import FeedbackStore
+from rag.serve.uploads import UploadGuard, UploadLimits, UploadMiddleware, upload_folder
 
 log = logging.getLogger("zhengce.app")
 
@@ -78,6 +94,9 @@ details.zc-cite > summary { cursor: pointer; list-style-position: outside; }
 .zc-job progress { width: 220px; vertical-align: middle; margin: 0 .4rem; }
 .zc-banner { border-left: 4px solid #d97706; background: #fffbeb; color: #78350f; padding: .5rem .8rem;
   border-radius: 6px; }
+.zc-tt-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: .55rem .8rem;
+  background: var(--background-fill-secondary); }
+.zc-tt-when { font-weight: 600; color: var(--color-accent); margin-right: .4rem; }
 """
 
 # -- inert HTML ------------------------------------------------------------------------------
@@ -196,7 +215,7 @@ def _district_choices(provider: PipelineProvider) -> list[str]:
 
 
 def _error_text(e: Exception) -> str:
-    if isinstance(e, ApiError | UserError):
+    if isinstance(e, ApiError | UserError | OverloadedError):
         return str(e)
     if isinstance(e, BackendError):
         return f"后端暂时不可用，请稍后再试 (backend error: {e})"
@@ -204,7 +223,12 @@ def _error_text(e: Exception) -> str:
     return f"内部错误，请联系管理员 (internal error: {type(e).__name__})"
 
 
-def make_ask(provider: PipelineProvider) -> Callable[..., Iterator[tuple[Any, ...]]]:
+def make_ask(
+    provider: PipelineProvider, admission: Admission | None = None
+) -> Callable[..., Iterator[tuple[Any, ...]]]:
+    """The chat handler. With `admission` (the API's queue), retrieval waits its turn in the same
+    FIFO line as /api/ask and /v1/chat/completions; the streamed rest runs outside the slot."""
+
     def ask(message: str, scope: str, turns: list[dict[str, Any]] | None) -> Iterator[tuple[Any, ...]]:
         turns = list(turns or [])[-MAX_TURNS:]
         if not (message or "").strip():
@@ -220,10 +244,13 @@ def make_ask(provider: PipelineProvider) -> Callable[..., Iterator[tuple[Any, ..
         head = [*render_chat(turns), render_turn(turn)[0]]
         obj: dict[str, Any] | None = None
         try:
-            pipe = provider()
-            prepared = prepare(pipe, message, history, None if scope in (None, "", ALL) else scope)
+            with admission.blocking_slot() if admission is not None else nullcontext():
+                pipe = provider()
+                prepared = prepare(pipe, message, history, None if scope in (None, "", ALL) else scope)
+                items = stream_answer(pipe, prepared)
+                first = next(items, None)  # retrieval runs now, inside the slot
             text = ""
-            for item in stream_answer(pipe, prepared):
+            for item in itertools.chain([] if first is None else [first], items):
                 if isinstance(item, str):
                     text += item
                     bubble = f'<div class="zc-answer">{_answer_text(text)}▍</div>'
@@ -327,11 +354,135 @@ def _notice(text: str, ok: bool = False) -> str:
     return f'<div class="{"zc-job" if ok else "zc-error"}">{esc(text)}</div>'
 
 
+# -- 时间表 handlers ---------------------------------------------------------------------------
+
+TT_SORTS = {"期限": "deadline", "地区": "place", "章节": "section"}
+TT_HINT = '<div class="zc-note">点击表格中的一行，查看该承诺的原文段落（文件、章节、地区）。</div>'
+
+
+def timetable_choices(provider: PipelineProvider) -> tuple[list[str], list[str]]:
+    """The place and year filter choices of the current index (全部 first)."""
+    try:
+        facts = index_facts(provider().index)
+    except RagError:
+        return [ALL], [ALL]
+    places = sorted({f.place for f in facts if f.place})
+    years = sorted({f.year for f in facts if f.year is not None})
+    return [ALL, *places], [ALL, *map(str, years)]
+
+
+def timetable_view(
+    provider: PipelineProvider, out_dir: Path, place: str, year: str, before: str, text: str, sort: str
+) -> tuple[list[list[Any]], list[Fact], str | None, str | None, str]:
+    """The filtered table: its rows, the facts behind them, the CSV and Excel files, a note."""
+    try:
+        pipe = provider()
+        facts = select_facts(
+            index_facts(pipe.index),
+            place=None if place in (None, "", ALL) else place,
+            year=int(year) if str(year or "").isdigit() else None,  # 全部 → no year filter
+            before=(before or "").strip() or None,
+            text=text,
+            sort=TT_SORTS.get(sort, "deadline"),
+        )
+        key = content_hash(str(pipe.index.gen), str(place), str(year), str(before), str(text), str(sort))
+    except RagError as e:
+        return [], [], None, None, f'<div class="zc-error">{esc(_error_text(e))}</div>'
+    folder = out_dir / key
+    folder.mkdir(parents=True, exist_ok=True)
+    csv_path, xlsx_path = write_csv(facts, folder / "时间表.csv"), write_xlsx(facts, folder / "时间表.xlsx")
+    named = (("地区", place), ("年份", year), ("截止", before), ("关键词", text))
+    shown = [(k, str(v).strip()) for k, v in named if str(v or "").strip() not in ("", ALL)]
+    where = " · ".join(f"{k}：{v}" for k, v in [*shown, ("排序", sort or "期限")])
+    note = f'<div class="zc-note">共 {len(facts)} 条有期限的承诺（{esc(where)}）。</div>'
+    return table_rows(facts), facts, str(csv_path), str(xlsx_path), note
+
+
+def timetable_passage(provider: PipelineProvider, facts: list[Fact], row: list[Any] | None) -> str:
+    """The cited passage of the selected row (found by its 序号, so a re-sorted table still opens
+    the right one): document title, place, section path, the passage with the sentence marked."""
+    try:
+        f = facts[int(row[0]) - 1] if row else None
+    except (ValueError, TypeError, IndexError):
+        f = None
+    if f is None:
+        return TT_HINT
+    try:
+        passage = fact_passage(f, provider().by_doc.get(f.doc_id, ()))
+    except RagError as e:
+        return f'<div class="zc-error">{esc(_error_text(e))}</div>'
+    if passage is None:
+        return f'<div class="zc-error">{esc("原文段落已不在当前索引中 (the passage is no longer in the index)")}</div>'
+    tag = f'<span class="zc-tag">{esc(f.place)}</span>' if f.place else ""
+    extra = "".join(f" · {k}：{esc(v)}" for k, v in (("牵头单位", f.lead), ("目标", f.target)) if v)
+    return (
+        f'<div class="zc-tt-card"><span class="zc-tt-when">{esc(deadline_label(f))}</span>'
+        f'<span class="zc-title">《{esc(f.title)}》</span>{tag}<span class="zc-sec">{esc(f.section)}</span>'
+        f'<div class="zc-passage">{highlight(passage.chunk.text, passage.quote)}</div>'
+        f'<div class="zc-meta">来源文件：{esc(passage.chunk.source)}{extra}</div></div>'
+    )
+
+
+def timetable_tab(provider: PipelineProvider, demo: gr.Blocks, tab: gr.Tab) -> None:
+    """The 时间表 tab's components and events (inside its `with gr.Tab`)."""
+    out_dir = Path(tempfile.mkdtemp(prefix="zhengce-timetable-"))
+    places, years = timetable_choices(provider)
+    with gr.Row(equal_height=True):
+        place = gr.Dropdown(places, value=ALL, label="地区", elem_id="zc-tt-place", min_width=120)
+        year = gr.Dropdown(years, value=ALL, label="年份", elem_id="zc-tt-year", min_width=100)
+        before = gr.Textbox(label="截止（含）", placeholder="YYYY-MM，如 2023-12", max_lines=1, elem_id="zc-tt-before")
+        text = gr.Textbox(label="关键词", placeholder="如：行政复议", max_lines=1, elem_id="zc-tt-text")
+        go = gr.Button("筛选", variant="primary", scale=0, min_width=80, elem_id="zc-tt-go")
+    with gr.Row():
+        sort = gr.Radio(list(TT_SORTS), value="期限", label="排序", scale=2, elem_id="zc-tt-sort")
+        csv_btn = gr.DownloadButton("下载 CSV", size="sm", scale=1, elem_id="zc-tt-csv")
+        xlsx_btn = gr.DownloadButton("下载 Excel", size="sm", scale=1, elem_id="zc-tt-xlsx")
+    note = gr.HTML(elem_id="zc-tt-note")
+    table = gr.Dataframe(
+        headers=list(COLUMNS),
+        datatype=["number", "str", "str", "str", "str", "str", "str", "str", "str"],
+        interactive=False,
+        wrap=True,
+        max_height=520,
+        column_widths=["4%", "9%", "6%", "12%", "33%", "7%", "7%", "12%", "10%"],
+        elem_id="zc-tt-table",
+    )
+    passage = gr.HTML(TT_HINT, elem_id="zc-tt-passage")
+    shown = gr.State([])
+
+    def refresh(*filters: str) -> tuple[Any, ...]:
+        rows, facts, csv_path, xlsx_path, text_note = timetable_view(provider, out_dir, *filters)
+        return rows, facts, gr.update(value=csv_path), gr.update(value=xlsx_path), text_note, TT_HINT
+
+    def choices(p: str, y: str) -> tuple[Any, Any]:
+        ps, ys = timetable_choices(provider)
+        return gr.update(choices=ps, value=p if p in ps else ALL), gr.update(choices=ys, value=y if y in ys else ALL)
+
+    def open_row(facts: list[Fact], evt: gr.SelectData) -> str:
+        return timetable_passage(provider, facts, evt.row_value)
+
+    filters = [place, year, before, text, sort]
+    view = [table, shown, csv_btn, xlsx_btn, note, passage]
+    triggers = [place.change, year.change, sort.change, before.submit, text.submit, go.click]
+    gr.on(triggers, refresh, filters, view, api_name="timetable")
+    for event in (demo.load, tab.select):
+        event(choices, [place, year], [place, year], api_visibility="private").then(
+            refresh, filters, view, api_visibility="private"
+        )
+    table.select(open_row, [shown], passage, api_visibility="private")
+
+
 # -- the Blocks --------------------------------------------------------------------------------
 
 
-def build_ui(provider: PipelineProvider, settings: Settings, admin: Admin, store: FeedbackStore) -> gr.Blocks:
-    ask = make_ask(provider)
+def build_ui(
+    provider: PipelineProvider,
+    settings: Settings,
+    admin: Admin,
+    store: FeedbackStore,
+    admission: Admission | None = None,
+) -> gr.Blocks:
+    ask = make_ask(provider, admission)
 
     def banner() -> str:
         try:
@@ -345,7 +496,17 @@ def build_ui(provider: PipelineProvider, settings: Settings, admin: Admin, store
         except RagError as e:
             return f'<div class="zc-error">{esc(e)}</div>'
         docs = pipe.documents()
-        return f"<p>已收录 {len(docs)} 份文件（{esc('、'.join(pipe.districts) or '无')}）。答案均摘自原文并标注出处；找不到依据时会明确说明。</p>"
+        line = f"<p>已收录 {len(docs)} 份文件（{esc('、'.join(pipe.districts) or '无')}）。答案均摘自原文并标注出处；找不到依据时会明确说明。</p>"
+        vec = admin.vector_status()
+        if vec["pending"]:
+            fill = vec.get("fill") or {}
+            done = f"，进度 {fill.get('done')}/{fill.get('total')}" if fill.get("running") and fill.get("total") else ""
+            line += (
+                f'<div class="zc-banner" id="zc-vectors">向量化进行中：{vec["pending"]}/{vec["chunks"]} 段尚无向量{done}，'
+                f"这些段落暂按关键词检索 (BM25)，已可查询。({vec['pending']} chunks wait for vectors; "
+                "they are searchable by keywords meanwhile.)</div>"
+            )
+        return line
 
     def guarded(fn: Callable[..., Job | list[Job]]) -> Callable[..., tuple[str, Any]]:
         def run(request: gr.Request, password: str, *args: Any) -> tuple[str, Any]:  # gradio injects request
@@ -392,7 +553,7 @@ def build_ui(provider: PipelineProvider, settings: Settings, admin: Admin, store
             "<h1>政策问答</h1><p>政府规划文件的有据问答：答案摘自原文，并注明文件、地区和章节。</p>",
             elem_id="zc-header",
         )
-        status = gr.HTML(banner(), elem_id="zc-status")
+        status = gr.HTML(banner, elem_id="zc-status", every=10.0)  # refreshed: vector-fill progress
         with gr.Tabs():
             with gr.Tab("问答", id="chat"):
                 with gr.Row(equal_height=True):
@@ -436,6 +597,8 @@ def build_ui(provider: PipelineProvider, settings: Settings, admin: Admin, store
                         up = gr.Button("👍 有用", scale=1, min_width=90)
                         down = gr.Button("👎 不准确", scale=1, min_width=90)
                     fb_status = gr.Markdown()
+            with gr.Tab("时间表", id="timetable") as timetable:
+                timetable_tab(provider, demo, timetable)
             with gr.Tab("知识库管理", id="admin"):
                 if not admin.enabled:
                     gr.HTML(f'<div class="zc-banner">{esc(admin.disabled_reason)}</div>')
@@ -507,10 +670,15 @@ def build_app(
     admin = admin or Admin(settings, provider)
     store = feedback or FeedbackStore(Path(settings.data_dir) / "feedback.sqlite")
     api = create_api(provider, settings, admin=admin, feedback=store)
-    demo = build_ui(provider, settings, admin, store)
+    uploads = UploadGuard(upload_folder(), UploadLimits.from_settings(settings))  # before Gradio reads the folder
+    uploads.clean()
+    api.state.uploads = uploads
+    demo = build_ui(provider, settings, admin, store, api.state.admission)  # the chat shares /api/ask's line
     # Fair queueing: a few handlers run at once, the rest wait in line instead of failing.
     demo.queue(default_concurrency_limit=8, max_size=256)
     theme = gr.themes.Soft(primary_hue="red", neutral_hue="slate", font=FONTS, font_mono=["monospace"])
+    # Gradio's own upload route: size, count, types, per-client budget, bounded folder, no server path.
+    api.add_middleware(UploadMiddleware, guard=uploads)
     return gr.mount_gradio_app(
         api,
         demo,

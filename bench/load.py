@@ -195,10 +195,10 @@ def table(clients: int, per: int, asks: list[Shot], ask_s: float, streams: list[
     return "| metric | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
 
 
-def write_section(text: str) -> None:
-    """Replace (or append) this script's section of bench/results.md, leaving the others alone."""
+def write_section(text: str, section: str = SECTION) -> None:
+    """Replace (or append) a script's section of bench/results.md, leaving the others alone."""
     old = RESULTS.read_text("utf-8") if RESULTS.is_file() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(SECTION) + r".*?(?=^## |\Z)", re.S | re.M)
+    pattern = re.compile(re.escape(section) + r".*?(?=^## |\Z)", re.S | re.M)
     block = text.rstrip() + "\n\n"
     new = pattern.sub(lambda _m: block, old) if pattern.search(old) else old.rstrip() + "\n\n" + block
     RESULTS.write_text(new, "utf-8")

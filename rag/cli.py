@@ -1,4 +1,4 @@
-"""`rag`: ingest, chunks, info, facts, ask, eval. The edge where settings are read from env and flags."""
+"""`rag`: ingest, embed, chunks, info, facts, ask, eval. The edge where settings are read from env and flags."""
 
 from __future__ import annotations
 
@@ -60,6 +60,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             prune=args.prune,
             progress=_progress,
             wait=not args.no_wait,
+            embed=not args.no_embed,
         )
     except IndexBusyError as e:
         print(f"错误 error: {e}", file=sys.stderr)
@@ -73,7 +74,38 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         f"删除 removed {len(report.removed)}, 失败 failed {len(report.failed)}; "
         f"{report.chunks} chunks in index ({report.new_chunks} new) in {report.seconds:.1f}s → {s.index_dir}"
     )
+    if report.searchable_s is not None:
+        print(f"可检索 searchable (BM25) after {report.searchable_s:.1f}s")
+    if report.pending:
+        print(
+            f"{report.pending} 段待向量化，先用关键词检索 (chunks wait for vectors, found by BM25 meanwhile): "
+            "run `rag embed`"
+        )
     return 0 if report.ok else 1
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    """Fill the vectors the current generation lacks (resumable: embedded vectors are cached)."""
+    from rag.index.embed import make_embedder
+    from rag.index.generations import current_generation
+    from rag.ingest.fill import fill_vectors
+
+    s = _settings(args)
+    if current_generation(Path(s.index_dir)) is None:
+        raise IndexMissingError(
+            f"索引不存在：请先运行 rag ingest (no index at {s.index_dir}: run `rag ingest PATH` first)"
+        )
+    r = fill_vectors(s, make_embedder(s), progress=_progress)
+    if r.busy:
+        print(
+            f"错误 error: 另一个向量化进程正在写入 {s.index_dir} (another `rag embed` is filling it)", file=sys.stderr
+        )
+        return EXIT_BUSY
+    print(
+        f"向量化 embedded {r.embedded}, 缓存命中 from cache {r.cached}, 待向量化 pending {r.pending}; "
+        f"{len(r.published)} generation(s) published in {r.seconds:.1f}s → {s.index_dir}"
+    )
+    return 0
 
 
 def cmd_chunks(args: argparse.Namespace) -> int:
@@ -98,7 +130,7 @@ def cmd_chunks(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from rag.index.generations import current_generation
+    from rag.index.generations import current_generation, vector_status
     from rag.ingest.versions import describe as describe_version
 
     s = _settings(args)
@@ -109,8 +141,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         )
     manifest = json.loads((gen / "manifest.json").read_text("utf-8"))
     docs = list(manifest["documents"].values())
+    vec = vector_status(Path(s.index_dir), gen)
     if args.json:
-        print(json.dumps({"generation": gen.name, **manifest}, ensure_ascii=False, indent=1))
+        print(json.dumps({"generation": gen.name, **manifest, "vectors": vec}, ensure_ascii=False, indent=1))
         return 0
     print(f"index {s.index_dir} ({gen.name}), embedder {manifest['embedder']}, BM25 {manifest['bm25_tokens']}")
     if backend := manifest.get("embedder_backend"):
@@ -122,7 +155,19 @@ def cmd_info(args: argparse.Namespace) -> int:
         ):  # date, 第X次修正, 现行 / superseded (rag.ingest.versions)
             print(f"    版本 version: {version}")
     print(f"{len(docs)} documents, {sum(d['chunks'] for d in docs)} chunks")
+    print(_vector_line(vec))
     return 0
+
+
+def _vector_line(vec: dict[str, Any]) -> str:
+    line = f"vectors: {vec['embedded']}/{vec['chunks']} chunks embedded, {vec['pending']} pending (BM25 only)"
+    fill = vec.get("fill")
+    if fill and vec["pending"]:
+        state = "running" if fill.get("running") else f"not running (last: {fill.get('state')}; run `rag embed`)"
+        line += f"; fill {state}: {fill.get('done')}/{fill.get('total')}"
+        if fill.get("chunks_per_s"):
+            line += f" at {fill['chunks_per_s']} chunks/s"
+    return line
 
 
 def cmd_facts(args: argparse.Namespace) -> int:
@@ -194,9 +239,12 @@ def _print_answer(obj: dict[str, Any], with_answer: bool = True) -> None:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from rag.answer.cite import answer_dict
+    from rag.query.followup import too_long
 
-    pipe = _pipeline(args, llm=args.llm)
     questions = [" ".join(args.question)] if args.question else None
+    if questions is not None and (refusal := too_long(questions[0])) is not None:
+        raise InputError(refusal)  # before the index loads: exit status 2
+    pipe = _pipeline(args, llm=args.llm)
     if questions is None:  # interactive loop
         print(f"已载入 {len(pipe.documents())} 份文件（{'、'.join(pipe.districts)}）。输入问题，空行退出。")
         while True:
@@ -206,6 +254,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
                 break
             if not q:
                 break
+            if (refusal := too_long(q)) is not None:
+                print(refusal)
+                continue
             _print_answer(answer_dict(pipe.ask(q)))
         return 0
     if args.json:
@@ -287,7 +338,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help=f"fail at once (exit status {EXIT_BUSY}) if another ingest is writing the index, instead of waiting",
     )
+    sp.add_argument(
+        "--no-embed",
+        action="store_true",
+        help="publish the BM25-searchable generation and stop; vectors are filled later by `rag embed`",
+    )
     sp.set_defaults(func=cmd_ingest)
+
+    sp = with_index(sub.add_parser("embed", help="fill the vectors the index still lacks (resumable)"))
+    sp.set_defaults(func=cmd_embed)
 
     sp = with_index(sub.add_parser("chunks", help="print a file's chunks with their section paths"))
     sp.add_argument("file")

@@ -1,6 +1,6 @@
 """Server mode against a real `chroma run`: two app processes on one index dir and one server,
 a server restart, generation cleanup on the server, and clear errors when the server's
-collection is gone or the server is down."""
+collection is gone or the server is down, also for the app on 127.0.0.1 mid-series of asks."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -189,3 +190,70 @@ def test_reingest_cleans_old_collections_and_repairs_a_lost_one(served: Settings
         assert "2027年底前" in pipe.ask("金山区什么时候完成规划实施情况终期评估？").answer
     finally:
         pipe.index.close()
+
+
+def test_server_stopped_during_a_series_of_asks(
+    served: Settings, server: Server, embedder: Embedder, tmp_path: Path
+) -> None:
+    """The app on 127.0.0.1 keeps answering while the Chroma server goes away and comes back:
+    503s that say the vector store is unreachable (no 500, no traceback), then answers again,
+    without restarting the app."""
+    import threading
+
+    import httpx
+
+    sys.path.insert(0, str(ROOT))  # app.py sits beside the installed `rag` package
+    from app import build_app, running
+    from rag.serve.api import LivePipeline
+
+    settings = served.with_changes(data_dir=tmp_path / "data")
+    # Unscoped questions search the whole collection on the server (a district's vectors are cached).
+    questions = [JINSHAN[0], "行政复议体制改革什么时候完成？", "如何推进“一网通办”？", "法治政府建设的总体目标是什么？"]
+    seen: list[tuple[int, str]] = []
+    stop = threading.Event()
+    with running(build_app(settings, LivePipeline(settings, embedder))) as url:
+
+        def asker() -> None:
+            with httpx.Client(base_url=url, timeout=60) as c:
+                k = 0
+                while not stop.is_set():
+                    r = c.post("/api/ask", json={"question": questions[k % len(questions)]})
+                    seen.append((r.status_code, r.text))
+                    k += 1
+
+        def wait_for(predicate: Any, what: str) -> None:
+            deadline = time.monotonic() + 120
+            while not predicate():
+                assert time.monotonic() < deadline, f"{what}: {seen[-3:]}"
+                time.sleep(0.1)
+
+        thread = threading.Thread(target=asker, daemon=True)
+        thread.start()
+        try:
+            wait_for(lambda: sum(s == 200 for s, _ in seen) >= 3, "answers before the stop")
+            server.stop()
+            n = len(seen)
+            wait_for(lambda: sum(s != 200 for s, _ in seen[n:]) >= 4, "refusals while down")
+            with httpx.Client(base_url=url, timeout=60) as c:
+                chat = c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "行政复议"}]})
+                streamed = c.post(
+                    "/v1/chat/completions",
+                    json={"stream": True, "messages": [{"role": "user", "content": "法治政府建设的总体目标"}]},
+                )
+            server.start()
+            n = len(seen)
+            wait_for(lambda: sum(s == 200 for s, _ in seen[n:]) >= 4, "answers after the restart")
+        finally:
+            stop.set()
+            thread.join(120)
+            if server.proc is None:
+                server.start()
+    assert {s for s, _ in seen} <= {200, 503}, {s for s, _ in seen}
+    down = [json.loads(t)["detail"] for s, t in seen if s == 503]
+    assert down and all("向量库" in d and "vector store is unreachable" in d for d in down), down[:2]
+    assert not any("Traceback" in t or "Internal Server Error" in t for _, t in seen)
+    for r in (chat, streamed):
+        assert r.status_code == 503, r.text
+        err = r.json()["error"]
+        assert err["type"] == "server_error" and "vector store is unreachable" in err["message"]
+    assert seen[-1][0] == 200 and json.loads(seen[-1][1])["retrieved"]

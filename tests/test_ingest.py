@@ -22,7 +22,7 @@ from rag.answer.pipeline import Pipeline
 from rag.core.settings import Settings
 from rag.index.bm25 import BM25Store
 from rag.index.embed import Embedder
-from rag.index.generations import Index, current_generation
+from rag.index.generations import Index, current_generation, read_pending
 from rag.ingest.build import index_lock, ingest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -280,7 +280,7 @@ def test_failed_build_leaves_previous_index_usable(
     with pytest.raises(RuntimeError, match="simulated"):
         ingest([docs], settings, emb)  # b.txt is new: a new generation is being built
     assert current_generation(Path(settings.index_dir)) == cur
-    assert gens(settings) == [cur.name] if cur else False  # the half-built one is gone
+    assert cur is not None and cur.name in gens(settings) and half_built(settings) == []  # the half-built one is gone
     assert answers(settings, emb, QUESTION_A, "2022年6月底前")
     monkeypatch.setattr(BM25Store, "build", staticmethod(real_build))
     rep = ingest([docs], settings, emb)
@@ -290,8 +290,10 @@ def test_failed_build_leaves_previous_index_usable(
 def test_killed_ingest_leaves_previous_index_usable(
     docs: Path, tmp_path: Path, settings: Settings, emb: MemoEmbedder, clean_env: None
 ) -> None:
-    """SIGKILL mid-build (during embedding): `current` still points at the old generation, which
-    answers; the next ingest removes the half-built generation."""
+    """SIGKILL mid-ingest: killed while building, `current` still points at the old generation and
+    a half-built one is left; killed while embedding (BM25-first: after the new generation was
+    published), `current` is the new generation with its chunks pending. Either answers, and the
+    next ingest removes the half-built generation and completes the vectors."""
     ingest([docs / "a.txt"], settings, emb)
     cur = current_generation(Path(settings.index_dir))
     big = tmp_path / "big"
@@ -312,11 +314,15 @@ def test_killed_ingest_leaves_previous_index_usable(
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert half_built(settings), "expected the killed ingest's generation to be left behind"
-    assert current_generation(Path(settings.index_dir)) == cur
+    now = current_generation(Path(settings.index_dir))
+    assert now is not None
+    if now == cur:
+        assert half_built(settings), "expected the killed ingest's generation to be left behind"
+    else:
+        assert read_pending(now), "published before its vectors: they must be listed as pending"
     assert answers(settings, emb, QUESTION_A, "2022年6月底前")
     rep = ingest([docs], settings, emb)
-    assert rep.ok and half_built(settings) == []
+    assert rep.ok and half_built(settings) == [] and rep.pending == 0
 
 
 def test_concurrent_ingests_are_serialised(docs: Path, settings: Settings, emb: MemoEmbedder) -> None:
@@ -324,11 +330,12 @@ def test_concurrent_ingests_are_serialised(docs: Path, settings: Settings, emb: 
     ingest([docs / "a.txt"], settings, emb)  # warm the memo: the race is about the index, not the model
     ingest([docs / "b.txt"], Settings(index_dir=settings.index_dir.parent / "warm"), emb)
     root = Path(settings.index_dir)
+    before = gens(settings)
     with index_lock(root):
         t = threading.Thread(target=ingest, args=([docs / "b.txt"], settings, emb))
         t.start()
         time.sleep(1.0)
-        assert t.is_alive() and len(gens(settings)) == 1  # blocked on the lock
+        assert t.is_alive() and gens(settings) == before  # blocked on the lock
     t.join(60)
     errors: list[BaseException] = []
 

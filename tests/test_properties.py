@@ -5,7 +5,9 @@ no or only punctuation, mixed scripts and control characters; chunking loses no 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -14,7 +16,7 @@ from rag.core.types import Document, content_hash
 from rag.ingest.chunk import INFO_SECTION, chunk_document, pack_paragraphs, parse_sections
 from rag.ingest.paragraphs import normalize_text
 from rag.llm.grounding import split_claims
-from rag.query.followup import rewrite
+from rag.query.followup import MAX_QUESTION_CHARS, MAX_TURNS, rewrite, too_long
 from rag.query.terms import query_terms, question_kind, question_words
 
 FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -31,8 +33,7 @@ pieces = st.one_of(
     st.text(alphabet=HAN, min_size=1000, max_size=2000),  # a huge line without punctuation
 )
 texts = st.lists(pieces, max_size=8).map("".join)
-questions = texts.map(lambda s: s[:500])  # the API refuses longer questions (MAX_QUESTION_CHARS)
-short = texts.map(lambda s: s[:40])
+questions = texts.map(lambda s: s[:MAX_QUESTION_CHARS])  # the API and the CLI refuse longer ones
 WS = re.compile(r"\s+")
 
 
@@ -69,11 +70,50 @@ def test_packing_paragraphs_keeps_every_character(paragraphs: list[str], max_cha
 
 
 @FAST
-# Short turns: jieba.posseg's HMM in rag.query.scope takes ~10 s on 200 random Hanzi (reported, not fixed here).
-@given(short, st.lists(st.one_of(short, st.fixed_dictionaries({"question": short})), max_size=4))
+# Turns of any length: jieba.posseg's HMM (~50 ms per unknown character) only ever sees short remainders.
+@given(texts, st.lists(st.one_of(texts, st.fixed_dictionaries({"question": texts})), max_size=4))
 def test_followup_rewrite_never_crashes(question: str, history: list[str | dict[str, str]]) -> None:
     standalone, district = rewrite(question, history, ["金山区", "静安区"])
     assert isinstance(standalone, str) and district in (None, "金山区", "静安区")
+
+
+@FAST
+@given(st.text(alphabet=HAN, min_size=1, max_size=6), st.sampled_from(["呢", "呢？", "那{}呢"]))
+def test_short_unknown_follow_ups_never_crash(word: str, form: str) -> None:
+    q = form.format(word) if "{}" in form else word + form
+    standalone, district = rewrite(q, ["金山区的考核要求是什么？"] * 3, ["金山区", "静安区"])
+    assert isinstance(standalone, str) and district in (None, "金山区", "静安区")
+
+
+def test_question_cap_at_the_door() -> None:
+    assert too_long("问" * MAX_QUESTION_CHARS) is None
+    assert too_long("  " + "问" * MAX_QUESTION_CHARS + "\n") is None  # surrounding blanks do not count
+    message = too_long("问" * (MAX_QUESTION_CHARS + 1))
+    assert message is not None and "问题过长" in message and "question too long" in message
+    assert f"{MAX_QUESTION_CHARS + 1}" in message
+
+
+def test_api_and_cli_refuse_a_too_long_question(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from rag.cli import main
+    from rag.serve.api import ApiError, check_question
+
+    with pytest.raises(ApiError) as e:
+        check_question("问" * (MAX_QUESTION_CHARS + 1))
+    assert e.value.status == 400 and "question too long" in str(e.value)
+    assert check_question(" 金山区的考核要求是什么？ ") == "金山区的考核要求是什么？"
+    # Refused before any index is opened (there is none here): exit status 2, the message on stderr.
+    assert main(["ask", "问" * (MAX_QUESTION_CHARS + 1), "--index", str(tmp_path / "none")]) == 2
+    assert "问题过长" in capsys.readouterr().err
+
+
+def test_rewrite_of_huge_input_reads_only_the_recent_turns() -> None:
+    huge = "丷乓両惑" * 50_000  # 200k characters jieba does not know
+    standalone, district = rewrite(huge + "呢", [huge, {"question": huge}], ["金山区", "静安区"])
+    assert standalone.startswith("丷乓両惑") and district is None
+    # The district named more than MAX_TURNS turns back no longer sets the scope.
+    recent = ["考核要求是什么？"] * MAX_TURNS
+    assert rewrite("它的目标是什么", ["金山区的主要任务是什么？", *recent], ["金山区"]) == ("它的目标是什么", None)
+    assert rewrite("它的目标是什么", ["金山区的主要任务是什么？", *recent[1:]], ["金山区"])[1] == "金山区"
 
 
 @FAST

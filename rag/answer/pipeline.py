@@ -16,6 +16,7 @@ from rag.answer.retrieve import HybridRetriever
 from rag.answer.score import AnswerParams, Scored, score_sentences, select_evidence
 from rag.answer.span import answer_span
 from rag.answer.structure import lead_in_items, section_items
+from rag.answer.timetable import timetable_answer
 from rag.answer.versions import VersionedRetriever, answer_in_versions
 from rag.core.errors import ScopeError
 from rag.core.places import Gazetteer, gazetteer
@@ -224,6 +225,9 @@ class Pipeline:
             )
         scope = detect_scope(question, held, st.mentioned)
         districts = [district] if district else list(scope.districts)
+        if (listed := timetable_answer(question, districts, st.index, st.by_doc)) is not None:
+            ms = (time.perf_counter() - t0) * 1000  # answered from the 时间表 (rag.answer.timetable)
+            return replace(listed, timings_ms={"retrieve": 0.0, "answer": ms, "total": ms})
         # "规划里…" asks the plans, "条例…" the regulations: the other kind would only crowd them out.
         search_scope = districts or self._kind_scope(st, question)
         hits = st.retriever.retrieve(

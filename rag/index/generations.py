@@ -6,7 +6,14 @@
       gen-<stamp>/chunks.jsonl    every chunk (the table both retrievers index)
       gen-<stamp>/bm25/           bm25s files, rows in chunks.jsonl order
       gen-<stamp>/chroma/         Chroma persistent store (embedded mode)
+      gen-<stamp>/pending.txt     ids of chunks whose vectors are not in chroma/ yet (absent: none)
       embcache.sqlite             document vectors by content hash, shared by generations
+      embed-progress.json         the vector fill's progress (who, since when, done/total)
+
+A generation is published as soon as its chunks are BM25-indexed: chunks without a vector are
+listed in pending.txt and found by BM25 alone, and the vector fill (rag.ingest.fill) publishes
+successor generations as their vectors arrive. Every generation is complete and consistent:
+chunks.jsonl and bm25/ hold every chunk, chroma/ exactly the chunks not pending.
 
 A reader resolves `current` once and keeps using that generation; an ingest builds the next
 generation aside and swaps the link, so a failure or a kill never harms the readable index.
@@ -41,6 +48,8 @@ from rag.index.vectors import COLLECTION, SUBSET_MAX_VECTORS, ChromaStore
 
 MANIFEST = "manifest.json"
 CURRENT = "current"
+PENDING = "pending.txt"
+PROGRESS = "embed-progress.json"
 log = logging.getLogger(__name__)
 
 
@@ -142,6 +151,63 @@ def _vector_set_of(gen: Path, settings: Settings) -> str:
         return collection_name(settings, gen)  # half-built: the name it was being built under
 
 
+def read_pending(gen: Path) -> list[str]:
+    """Ids of the generation's chunks that have no vector yet, in chunks.jsonl order."""
+    try:
+        text = (gen / PENDING).read_text("utf-8")
+    except FileNotFoundError:
+        return []
+    return [line for line in text.splitlines() if line]
+
+
+def write_pending(gen: Path, ids: list[str]) -> None:
+    if ids:
+        (gen / PENDING).write_text("".join(i + "\n" for i in ids), "utf-8")
+
+
+def read_progress(root: Path) -> dict[str, Any] | None:
+    """The vector fill's last progress record, with `running` true only if its process lives."""
+    try:
+        info: dict[str, Any] = json.loads((root / PROGRESS).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    alive = False
+    if info.get("state") == "running":
+        try:
+            os.kill(int(info.get("pid", 0)), 0)
+            alive = True
+        except (OSError, ValueError):
+            alive = False
+    info["running"] = alive
+    return info
+
+
+def write_progress(root: Path, info: dict[str, Any]) -> None:
+    """Atomically replace the progress record (readers never see half a file)."""
+    tmp = root / f".{PROGRESS}-{os.getpid()}-{time.monotonic_ns()}"
+    tmp.write_text(json.dumps(info, ensure_ascii=False), "utf-8")
+    os.replace(tmp, root / PROGRESS)
+
+
+def vector_status(root: Path, gen: Path | None = None, chunks: int | None = None) -> dict[str, Any]:
+    """How far the current generation's vectors are: chunks, how many still wait (found by BM25
+    alone until theirs are published), and the fill's progress, for info, /healthz and the UI."""
+    gen = gen or current_generation(root)
+    pending = len(read_pending(gen)) if gen is not None else 0
+    if chunks is None:
+        chunks = 0
+        if gen is not None:
+            with open(gen / "chunks.jsonl", "rb") as f:
+                chunks = sum(1 for line in f if line.strip())
+    out: dict[str, Any] = {"chunks": chunks, "embedded": chunks - pending, "pending": pending}
+    prog = read_progress(root)
+    if prog is not None:
+        out["fill"] = {
+            k: prog.get(k) for k in ("running", "state", "done", "total", "started", "updated", "chunks_per_s")
+        }
+    return out
+
+
 KIND_SCOPE = "kind:"
 
 
@@ -160,6 +226,7 @@ class Index:
     district_masks: dict[str, np.ndarray] = field(default_factory=dict)
     kind_scopes: list[str] = field(default_factory=list)  # "kind:plan"…, usable as a district scope
     client: Any = None
+    pending: frozenset[str] = frozenset()  # chunk ids without a vector: found by BM25 alone
     _districts: list[str] | None = None
 
     @staticmethod
@@ -209,21 +276,24 @@ class Index:
             if isinstance(e, StoreError):
                 raise
             raise StoreError(f"无法读取向量库 (cannot read Chroma collection {collection!r}: {e})") from e
-        if n != len(chunks):
+        pending = frozenset(read_pending(gen))
+        if n != len(chunks) - len(pending):
             close_client(client)
+            want = len(chunks) - len(pending)
             raise StoreError(
-                f"向量库集合 {collection} 与索引不一致（{n} 条向量，应为 {len(chunks)} 条），请重新运行 rag ingest "
+                f"向量库集合 {collection} 与索引不一致（{n} 条向量，应为 {want} 条），请重新运行 rag ingest "
                 f"(Chroma collection {collection!r} holds {n} vectors but generation {gen.name} has "
-                f"{len(chunks)} chunks: it was changed outside `rag ingest`; re-run `rag ingest`)"
+                f"{want} embedded chunks: it was changed outside `rag ingest`; re-run `rag ingest`)"
             )
         idx = Index(
             root=gen.parent, gen=gen, manifest=manifest, chunks=chunks, bm25=bm25, vectors=vectors, embedder=embedder
         )
         idx.client = client
+        idx.pending = pending
         idx.row_of = {c.id: i for i, c in enumerate(chunks)}
         scope_ids: dict[str, list[str]] = {}
         for c in chunks:
-            if c.district:
+            if c.district and c.id not in pending:  # the vectors a district's dense search can find
                 scope_ids.setdefault(c.district, []).append(c.id)
         vectors.scope_ids = scope_ids
         by_row = np.array([c.district or "" for c in chunks], dtype=object)
@@ -243,7 +313,9 @@ class Index:
             mask = by_row == kind
             if 0 < mask.sum() <= SUBSET_MAX_VECTORS:
                 key = KIND_SCOPE + kind
-                scope_ids[key] = [c.id for c, m in zip(self.chunks, mask, strict=True) if m]
+                scope_ids[key] = [
+                    c.id for c, m in zip(self.chunks, mask, strict=True) if m and c.id not in self.pending
+                ]
                 self.district_masks[key] = mask.astype(np.float32)
                 self.kind_scopes.append(key)
 

@@ -83,7 +83,7 @@ class ChromaStore:
                     f"(Chroma has no collection {collection!r}: the server's data was reset or removed; "
                     "re-run `rag ingest`)"
                 ) from e
-            raise StoreError(f"无法打开向量库 (cannot open Chroma collection {collection!r}: {e})") from e
+            raise store_error(f"无法打开向量库 (cannot open Chroma collection {collection!r}: {e})", e) from e
 
     def _batch(self) -> int:
         try:
@@ -114,7 +114,7 @@ class ChromaStore:
                     metadatas=[chunk_metadata(c) for c in part],
                 )
         except Exception as e:
-            raise StoreError(f"写入向量库失败 (cannot write to Chroma collection {self.name!r}: {e})") from e
+            raise store_error(f"写入向量库失败 (cannot write to Chroma collection {self.name!r}: {e})", e) from e
 
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Stored vectors by id (to carry vectors into a new generation without re-embedding)."""
@@ -146,7 +146,7 @@ class ChromaStore:
         except StoreError:
             raise
         except Exception as e:  # chromadb raises many types
-            raise StoreError(f"向量检索失败 (vector search failed: {e})") from e
+            raise store_error(f"向量检索失败 (vector search failed: {e})", e) from e
 
     def _query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
         res = self.collection.query(query_embeddings=[vector], n_results=k, where=where, include=["distances"])
@@ -212,6 +212,32 @@ def _top_k(subset: tuple[list[str], np.ndarray], vector: np.ndarray, k: int) -> 
     top = np.argpartition(-sims, k - 1)[:k]
     top = top[np.argsort(-sims[top], kind="stable")]
     return [(ids[i], float(sims[i])) for i in top]
+
+
+UNREACHABLE = (
+    "无法连接向量库（Chroma 服务器没有响应），请稍后再试；服务器恢复后自动重连 "
+    "(the vector store is unreachable: the Chroma server did not answer; retry later, "
+    "the app reconnects by itself once it is back)"
+)
+
+
+def unreachable(e: BaseException) -> bool:
+    """Whether `e` (or what caused it) is a failure to reach the Chroma server at all."""
+    import httpx
+
+    seen: BaseException | None = e
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, httpx.TransportError | ConnectionError | TimeoutError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def store_error(message: str, e: BaseException) -> StoreError:
+    """A StoreError with `message`, led by a plain statement when the server is unreachable."""
+    return StoreError(f"{UNREACHABLE} — {message}" if unreachable(e) else message)
 
 
 def _is_not_found(e: Exception) -> bool:

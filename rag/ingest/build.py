@@ -1,8 +1,14 @@
-"""`rag ingest`: files → documents → chunks → vectors + BM25, idempotent and atomic.
+"""`rag ingest`: files → documents → chunks → BM25 (+ vectors), idempotent and atomic.
 
 Unchanged files are skipped by content hash, a changed file replaces its old chunks, and
 `prune` drops documents whose file is gone. The next generation is built aside and swapped in
-only when complete (see index.py), so a failure leaves the previous index fully usable.
+only when complete (see generations.py), so a failure leaves the previous index fully usable.
+
+BM25 first: a generation is published as soon as its chunks are parsed and BM25-indexed. It
+carries the vectors it already has (from the previous generation or the embedding cache) and
+lists the other chunks in pending.txt; `rag.ingest.fill` embeds those into the cache and
+publishes successor generations with them (`publish_vectors`). `ingest(embed=True)`, the CLI's
+default, runs that fill before it returns; `--no-embed` and the app leave it to the background.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from rag.index.embed import Embedder, describe_embedder
 from rag.index.generations import (
     CURRENT,
     MANIFEST,
+    PENDING,
     chroma_client,
     cleanup_generations,
     close_client,
@@ -40,7 +47,9 @@ from rag.index.generations import (
     drop_vector_sets,
     embedding_cache,
     half_built_generations,
+    read_pending,
     swap_current,
+    write_pending,
 )
 from rag.index.tokenize import get_tokenizer
 from rag.index.vectors import COLLECTION, ChromaStore
@@ -63,7 +72,10 @@ class IngestReport:
     warnings: list[str] = field(default_factory=list)
     chunks: int = 0  # chunks in the index afterwards
     new_chunks: int = 0
+    pending: int = 0  # chunks still without a vector afterwards (found by BM25 alone)
+    embedded: int = 0  # chunks this run embedded (cache hits not counted)
     seconds: float = 0.0
+    searchable_s: float | None = None  # when the new generation was published (BM25-searchable)
     generation: str | None = None
 
     @property
@@ -206,9 +218,32 @@ def ingest(
     remove_doc_ids: Sequence[str] = (),
     progress: ProgressFactory | None = None,
     wait: bool = True,
+    embed: bool = True,
 ) -> IngestReport:
-    """Ingest files and folders into settings.index_dir; see the module docstring."""
+    """Ingest files and folders into settings.index_dir; see the module docstring. With `embed`,
+    the vectors the new generation lacks are filled in (and published) before returning."""
     t0 = time.perf_counter()
+    report = _ingest_bm25_first(paths, settings, embedder, prune, remove_doc_ids, wait, t0)
+    if embed and report.pending:
+        from rag.ingest.fill import fill_vectors
+
+        filled = fill_vectors(settings, embedder, progress=progress)
+        report.embedded, report.pending = filled.embedded, filled.pending
+        if filled.published:
+            report.generation = filled.published[-1]
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _ingest_bm25_first(
+    paths: Sequence[Path],
+    settings: Settings,
+    embedder: Embedder,
+    prune: bool,
+    remove_doc_ids: Sequence[str],
+    wait: bool,
+    t0: float,
+) -> IngestReport:
     report = IngestReport()
     root = Path(settings.index_dir)
     # A path that was named but is not there is a failure (exit status 1), not a skip.
@@ -240,31 +275,76 @@ def ingest(
             cur is not None
             and not to_add
             and not to_remove
-            and _vectors_intact(settings, manifest, len(old_chunks), report)
+            and _vectors_intact(settings, manifest, len(old_chunks) - len(read_pending(cur)), report)
         ):
             report.chunks = len(old_chunks)
+            report.pending = len(read_pending(cur))
             report.generation = cur.name
             report.seconds = time.perf_counter() - t0
             return report
-        gen = root / f"gen-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}"
-        try:
-            report.generation = gen.name
-            _build_generation(gen, cur, settings, embedder, manifest, old_chunks, to_add, to_remove, report, progress)
-            swap_current(root, gen)
-        except BaseException as e:
-            # The current generation was never touched; drop the half-built one (and, in server
-            # mode, its collection). A kill skips this: the next ingest's cleanup removes it.
-            drop_vector_sets(settings, [collection_name(settings, gen)])
-            shutil.rmtree(gen, ignore_errors=True)
-            if _disk_full(e):
-                raise StoreError(
-                    f"磁盘空间不足，索引未更新，原索引不变 ({root}: no space left on the device; the index was not "
-                    f"changed and the previous one is still served: free space and re-run the ingest)"
-                ) from e
-            raise
-        cleanup_generations(root, settings=settings)
+        _publish(root, cur, settings, embedder, manifest, old_chunks, to_add, to_remove, report)
+        report.searchable_s = time.perf_counter() - t0
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def publish_vectors(settings: Settings, embedder: Embedder, wait: bool = True) -> str | None:
+    """Publish a successor of the current generation holding the vectors the embedding cache now
+    has for its pending chunks; the new generation's name, or None when there was nothing to add."""
+    root = Path(settings.index_dir)
+    if not root.is_dir():
+        return None
+    with index_lock(root, wait=wait):
+        cur = current_generation(root)
+        if cur is None or not (pending := set(read_pending(cur))):
+            return None
+        manifest, old_chunks = _read_generation(cur)
+        if manifest.get("embedder") and manifest["embedder"] != embedder.name:
+            raise StoreError(
+                f"索引由 {manifest['embedder']} 生成，与当前嵌入模型 {embedder.name} 不一致 "
+                f"(index was built with {manifest['embedder']}, not {embedder.name})"
+            )
+        cached = embedding_cache(settings, embedder)
+        try:
+            hits = cached.lookup([cached.key(c.embed_text) for c in old_chunks if c.id in pending])
+        finally:
+            cached.close()
+        if not hits:
+            return None
+        report = IngestReport()
+        _publish(root, cur, settings, embedder, manifest, old_chunks, [], set(), report)
+        return report.generation
+
+
+def _publish(
+    root: Path,
+    cur: Path | None,
+    settings: Settings,
+    embedder: Embedder,
+    manifest: dict[str, Any],
+    old_chunks: list[Chunk],
+    to_add: list[tuple[Path, Document]],
+    to_remove: set[str],
+    report: IngestReport,
+) -> None:
+    """Build the next generation aside and swap it in (hold the ingest lock)."""
+    gen = root / f"gen-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}"
+    try:
+        report.generation = gen.name
+        _build_generation(gen, cur, settings, embedder, manifest, old_chunks, to_add, to_remove, report)
+        swap_current(root, gen)
+    except BaseException as e:
+        # The current generation was never touched; drop the half-built one (and, in server
+        # mode, its collection). A kill skips this: the next ingest's cleanup removes it.
+        drop_vector_sets(settings, [collection_name(settings, gen)])
+        shutil.rmtree(gen, ignore_errors=True)
+        if _disk_full(e):
+            raise StoreError(
+                f"磁盘空间不足，索引未更新，原索引不变 ({root}: no space left on the device; the index was not "
+                f"changed and the previous one is still served: free space and re-run the ingest)"
+            ) from e
+        raise
+    cleanup_generations(root, settings=settings)
 
 
 def _disk_full(e: BaseException) -> bool:
@@ -289,7 +369,6 @@ def _build_generation(
     to_add: list[tuple[Path, Document]],
     to_remove: set[str],
     report: IngestReport,
-    progress: ProgressFactory | None,
 ) -> None:
     gen.mkdir(parents=True)
     server = bool(settings.chroma_url)
@@ -318,29 +397,44 @@ def _build_generation(
     collection = collection_name(settings, gen)
     cached = embedding_cache(settings, embedder)
     client = chroma_client(settings, gen / "chroma")
+    old_pending = set(read_pending(cur)) if cur is not None else set()
     try:
         store = ChromaStore(client, cached, collection)
         if fresh:
             # A fresh collection (per generation on a server: readers of the current one are
             # untouched). Kept vectors are copied from the current one, never re-embedded.
-            old = _old_vectors(settings, cur, client, cached, manifest, kept) if cur is not None else {}
-            carried = [c for c in kept if c.id in old]
+            has = [c for c in kept if c.id not in old_pending]
+            old = _old_vectors(settings, cur, client, cached, manifest, has) if cur is not None else {}
+            carried = [c for c in has if c.id in old]
             if carried:
                 store.add_vectors(carried, np.stack([old[c.id] for c in carried]))
-            to_embed = [c for c in kept if c.id not in old] + new_chunks
+            need = [c for c in kept if c.id not in old] + new_chunks
         else:
             store.delete_docs(sorted(to_remove))
-            to_embed = new_chunks
-        tick = progress(len(to_embed), "embedding") if progress and to_embed else None
-        store.add(to_embed, progress=tick)
-        if store.count() != len(all_chunks):
-            raise StoreError(f"向量库条数不符 (Chroma holds {store.count()} vectors, expected {len(all_chunks)})")
+            need = [c for c in kept if c.id in old_pending] + new_chunks
+        # Vectors the cache already has cost nothing: added now. The others wait in pending.txt.
+        keys = {c.id: cached.key(c.embed_text) for c in need}
+        hits = cached.lookup(sorted(set(keys.values())))
+        have = [c for c in need if keys[c.id] in hits]
+        if have:
+            store.add_vectors(have, np.stack([hits[keys[c.id]] for c in have]))
+        waiting = {c.id for c in need if keys[c.id] not in hits}
+        pending = [c.id for c in all_chunks if c.id in waiting]
+        if store.count() != len(all_chunks) - len(pending):
+            raise StoreError(
+                f"向量库条数不符 (Chroma holds {store.count()} vectors, expected {len(all_chunks) - len(pending)})"
+            )
     finally:
         cached.close()
         close_client(client)
-    with open(gen / "chunks.jsonl", "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(c.to_json(), ensure_ascii=False) + "\n" for c in all_chunks)
-    BM25Store.build([c.embed_text for c in all_chunks], get_tokenizer(settings.bm25_tokens)).save(gen / "bm25")
+    if cur is not None and not to_add and not to_remove:  # same chunks, more vectors: copy the rest
+        shutil.copy2(cur / "chunks.jsonl", gen / "chunks.jsonl")
+        shutil.copytree(cur / "bm25", gen / "bm25")
+    else:
+        with open(gen / "chunks.jsonl", "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(c.to_json(), ensure_ascii=False) + "\n" for c in all_chunks)
+        BM25Store.build([c.embed_text for c in all_chunks], get_tokenizer(settings.bm25_tokens)).save(gen / "bm25")
+    write_pending(gen, pending)
     new_manifest = {
         "version": 1,
         "embedder": embedder.name,
@@ -358,6 +452,7 @@ def _build_generation(
     (gen / (MANIFEST + ".tmp")).replace(gen / MANIFEST)
     report.chunks = len(all_chunks)
     report.new_chunks = len(new_chunks)
+    report.pending = len(pending)
 
 
 def _vectors_intact(settings: Settings, manifest: dict[str, Any], n: int, report: IngestReport) -> bool:
@@ -402,4 +497,12 @@ def _old_vectors(
             close_client(own)
 
 
-__all__ = ["CURRENT", "IndexBusyError", "IngestReport", "ingest", "remove_abandoned_builds"]
+__all__ = [
+    "CURRENT",
+    "PENDING",
+    "IndexBusyError",
+    "IngestReport",
+    "ingest",
+    "publish_vectors",
+    "remove_abandoned_builds",
+]

@@ -7,6 +7,13 @@ After "金山区的行政复议体制改革什么时候完成？":
 
 History turns are plain previous user questions, or dicts with "question" (or "content") and,
 when the caller already resolved them, "rewritten" and "district".
+
+Safe on long and hostile input: a question is capped at MAX_QUESTION_CHARS at the door
+(`too_long`, used by the API and the CLI), and `rewrite` itself reads only the last MAX_TURNS
+turns, each cut to MAX_QUESTION_CHARS. jieba.posseg's HMM costs ~50 ms per character it does not
+know (10 s for 200 random Hanzi), so it only ever sees a remainder of at most _SWITCH_MAX_CHARS,
+only for the question and the turn before it, and each word once (cached); older turns use the
+dictionary alone.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from rag.core.text import place_stem
@@ -30,6 +38,19 @@ _PRONOUN = re.compile(
 )
 _LEADING_THAT = re.compile(r"^(?:那么|那)")
 _SWITCH_MAX_CHARS = 6  # "徐汇呢"-style unknown names are short; longer remainders are real questions
+MAX_QUESTION_CHARS = 500  # the longest question the API and the CLI accept
+MAX_TURNS = 20  # history turns a rewrite reads (the scope comes from the recent ones)
+
+
+def too_long(question: str) -> str | None:
+    """The bilingual refusal for a question over MAX_QUESTION_CHARS (after stripping), or None."""
+    n = len(question.strip())
+    if n <= MAX_QUESTION_CHARS:
+        return None
+    return (
+        f"问题过长：最多 {MAX_QUESTION_CHARS} 字，现有 {n} 字，请精简后再问 "
+        f"(question too long: at most {MAX_QUESTION_CHARS} characters, got {n})"
+    )
 
 
 @dataclass(frozen=True)
@@ -65,7 +86,7 @@ def _as_turn(item: str | Mapping[str, Any]) -> tuple[str, str | None, str | None
     return raw, (str(rewritten) if rewritten else None), (str(district) if district else None)
 
 
-def _step(question: str, prev: Turn | None, districts: Sequence[str], default: str | None) -> Turn:
+def _step(question: str, prev: Turn | None, districts: Sequence[str], default: str | None, guess: bool = True) -> Turn:
     q = question.strip()
     scope = detect_scope(q, list(districts))
     named = scope.districts + scope.unknown
@@ -78,7 +99,7 @@ def _step(question: str, prev: Turn | None, districts: Sequence[str], default: s
         prev is not None
         and q.rstrip("？?").endswith("呢")
         and 0 < len(rest) <= _SWITCH_MAX_CHARS
-        and _looks_like_place(rest)
+        and _looks_like_place(rest, guess)
     ):
         # "徐汇呢": a short place name without 区 that scope detection cannot place; swap it in
         # and let the pipeline judge the scope.
@@ -94,12 +115,24 @@ def _step(question: str, prev: Turn | None, districts: Sequence[str], default: s
     return Turn(label + _LEADING_THAT.sub("", q), inherited)
 
 
-def _looks_like_place(word: str) -> bool:
-    """A bare short noun that jieba tags as a place name (e.g. 徐汇, 浦东)."""
+_PLACE_FLAGS = ("ns", "nr", "nz", "nrt")
+
+
+@lru_cache(maxsize=4096)
+def _looks_like_place(word: str, guess: bool = True) -> bool:
+    """A bare short noun that jieba tags as a place name (e.g. 徐汇, 浦东). The dictionary first;
+    only with `guess` does the HMM guess at a word the dictionary lacks (闵行)."""
     import jieba.posseg as pseg
 
+    if len(word) > _SWITCH_MAX_CHARS:
+        return False
+    tags = pseg.lcut(word, HMM=False)
+    if len(tags) == 1:
+        return tags[0].flag in _PLACE_FLAGS
+    if not guess:
+        return False
     tags = pseg.lcut(word)
-    return len(tags) == 1 and tags[0].flag in ("ns", "nr", "nz")
+    return len(tags) == 1 and tags[0].flag in _PLACE_FLAGS
 
 
 def rewrite(
@@ -113,14 +146,19 @@ def rewrite(
     `districts` are those the index holds. `default` is a scope the user picked explicitly (the UI's
     selector); it beats the conversation's scope but not a district named in the question itself.
     """
+    turns = [
+        (raw[:MAX_QUESTION_CHARS], rewritten[:MAX_QUESTION_CHARS] if rewritten else None, district)
+        for item in history
+        if isinstance(item, str) or item.get("role", "user") == "user"  # chat-style: only the user's turns
+        for raw, rewritten, district in [_as_turn(item)]
+        if raw.strip() or rewritten
+    ][-MAX_TURNS:]
     prev: Turn | None = None
-    for item in history:
-        if not isinstance(item, str) and item.get("role", "user") != "user":
-            continue  # chat-style history: only the user's turns carry questions
-        raw, rewritten, district = _as_turn(item)
-        if not raw.strip() and not rewritten:
+    for i, (raw, rewritten, district) in enumerate(turns):
+        if rewritten and district:  # resolved by the caller already
+            prev = Turn(rewritten, (district,))
             continue
-        turn = _step(raw, prev, districts, None)
+        turn = _step(raw, prev, districts, None, guess=i == len(turns) - 1)
         if rewritten:
             turn = Turn(rewritten, turn.districts)
         if district:

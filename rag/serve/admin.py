@@ -3,6 +3,11 @@
 Jobs run one at a time on a single worker thread, off the request path. `ingest` builds the next
 index generation aside and swaps it in, so questions keep being answered from the old index until
 the swap; the worker then calls `reload_if_changed()` so this process serves the new one.
+
+Ingest is BM25-first: an upload is searchable once it is chunked, and its vectors are filled in
+behind by one more background thread (`VectorFiller`), started after every ingest job and at
+start-up when the current generation still has pending chunks. It resumes from the embedding
+cache, so a restart never embeds a chunk twice.
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ from rag.answer.pipeline import Pipeline
 from rag.core.errors import IndexMissingError, InputError, RagError, UserError
 from rag.core.settings import Settings
 from rag.index.embed import Embedder, make_embedder
+from rag.index.generations import vector_status
 from rag.ingest.build import IngestReport, ingest
+from rag.ingest.fill import FillReport, fill_vectors
 from rag.ingest.load import SUPPORTED
 
 log = logging.getLogger(__name__)
@@ -191,6 +198,7 @@ class Admin:
         pipeline_provider: Callable[[], Pipeline],
         docs_dirs: Iterable[Path] | None = None,
         max_queued: int = 20,
+        fill_vectors_at_start: bool = True,
     ) -> None:
         self.settings = settings
         self.uploads = Path(settings.data_dir) / "uploads"
@@ -203,6 +211,9 @@ class Admin:
         self._lock = threading.Lock()
         self._max_queued = max_queued
         self._guard = PasswordGuard(settings.admin_password, settings.admin_max_failures, settings.admin_lockout_s)
+        self.filler = VectorFiller(settings, self._reload)
+        if fill_vectors_at_start:
+            self.filler.kick()  # vectors left pending by a restart, a kill or `rag ingest --no-embed`
 
     # -- access -----------------------------------------------------------------------------
 
@@ -225,12 +236,29 @@ class Admin:
 
     # -- documents --------------------------------------------------------------------------
 
-    def documents(self) -> list[dict[str, Any]]:
-        """Indexed documents for display: no server paths, plus whether it came from an upload."""
+    def vector_status(self) -> dict[str, Any]:
+        """Chunks of the served index, how many still wait for vectors, and the fill's progress."""
         try:
-            docs = self._provider().documents()
+            index = self._provider().index
+        except IndexMissingError:
+            return {"chunks": 0, "embedded": 0, "pending": 0}
+        out = vector_status(index.root, index.gen, len(index.chunks))
+        out["filling"] = self.filler.running
+        return out
+
+    def documents(self) -> list[dict[str, Any]]:
+        """Indexed documents for display: no server paths, plus whether it came from an upload
+        and how many of its chunks still wait for vectors (`pending_vectors`)."""
+        try:
+            pipe = self._provider()
+            docs = pipe.documents()
+            index = pipe.index
         except IndexMissingError:
             return []
+        waiting: dict[str, int] = {}
+        for c in index.chunks if index.pending else ():
+            if c.id in index.pending:
+                waiting[c.doc_id] = waiting.get(c.doc_id, 0) + 1
         out = []
         for d in sorted(docs, key=lambda d: (d.get("district") or "", d.get("title") or "")):
             out.append(
@@ -244,6 +272,7 @@ class Admin:
                     "kind": d.get("kind", ""),
                     "doc_number": d.get("doc_number") or None,
                     "uploaded": self._is_upload(d.get("path", "")),
+                    "pending_vectors": waiting.get(d.get("doc_id", ""), 0),
                 }
             )
         return out
@@ -321,6 +350,13 @@ class Admin:
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self.filler.stop()
+
+    def _reload(self) -> None:
+        try:
+            self._provider().reload_if_changed()
+        except IndexMissingError:
+            pass
 
     def _submit(self, kind: str, label: str, work: Callable[[Job], str]) -> Job:
         with self._lock:
@@ -371,13 +407,14 @@ class Admin:
             return tick
 
         job.phase = "读取文件 loading"
-        report = ingest(paths, self.settings, self._embedder(), prune=prune, remove_doc_ids=remove, progress=progress)
+        report = ingest(
+            paths, self.settings, self._embedder(), prune=prune, remove_doc_ids=remove, progress=progress, embed=False
+        )
         job.phase = "载入新索引 reloading"
-        try:
-            self._provider().reload_if_changed()
-        except IndexMissingError:
-            pass
+        self._reload()
         job.phase = "完成"
+        if report.pending:
+            self.filler.kick()  # searchable by BM25 now; vectors follow in the background
         return report
 
     def _run_ingest(self, job: Job, paths: list[Path]) -> str:
@@ -406,6 +443,76 @@ class Admin:
         # Files indexed from elsewhere (e.g. `rag ingest some/dir`) are re-read too, if still there.
         known = [Path(d["path"]) for d in self._raw_documents() if d.get("path") and Path(d["path"]).is_file()]
         return summarize(self._ingest(job, folders + known, prune=True))
+
+
+class VectorFiller:
+    """One background thread that fills pending vectors (rag.ingest.fill) and reloads the served
+    index after each publish. `kick()` starts it, or makes a running one look again when done.
+    It embeds with its own embedder instance, so questions never wait behind an embedding batch."""
+
+    def __init__(self, settings: Settings, on_publish: Callable[[], None], publish_every_s: float = 30.0) -> None:
+        self.settings = settings
+        self._on_publish = on_publish
+        self.publish_every_s = publish_every_s
+        self._embedder: Embedder | None = None
+        self._thread: threading.Thread | None = None
+        self._again = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.last: FillReport | None = None
+        self.error: str | None = None
+
+    @property
+    def running(self) -> bool:
+        t = self._thread
+        return t is not None and t.is_alive()
+
+    def kick(self) -> None:
+        with self._lock:
+            self._again.set()
+            if self._thread is None and not self._stop.is_set():
+                self._thread = threading.Thread(target=self._loop, name="rag-vector-fill", daemon=True)
+                self._thread.start()
+
+    def wait(self, timeout: float = 600.0) -> FillReport | None:
+        """Block until the fill is idle (tests, scripts); its last report."""
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout)
+        return self.last
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout)
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:  # a kick either sees this thread alive or a cleared slot, never neither
+                if not self._again.is_set() or self._stop.is_set():
+                    self._thread = None
+                    return
+                self._again.clear()
+            try:
+                if vector_status(Path(self.settings.index_dir)).get("pending", 0) == 0:
+                    continue
+                if self._embedder is None:
+                    self._embedder = make_embedder(self.settings)
+                self.last = fill_vectors(
+                    self.settings,
+                    self._embedder,
+                    stop=self._stop,
+                    on_publish=lambda _name: self._on_publish(),
+                    publish_every_s=self.publish_every_s,
+                )
+                self.error = None
+            except (OSError, RagError) as e:  # no index yet, or the embedder is down: retried on the next kick
+                self.error = str(e)
+                log.warning("vector fill stopped: %s", e)
+            except Exception as e:
+                self.error = f"{type(e).__name__}: {e}"
+                log.exception("vector fill failed")
 
 
 def _chunks(data: bytes | BinaryIO) -> Iterable[bytes]:

@@ -6,7 +6,9 @@ number of slots run at once and the rest wait in arrival order; when the line is
 request is refused at once with 429 and a Retry-After estimate instead of waiting unboundedly.
 
 All methods run on the event loop (the endpoints are async and hand the work to the threadpool
-once admitted), so the line needs no lock and its order is the order requests were read.
+once admitted), so the line needs no lock and its order is the order requests were read. Code
+in a worker thread of that loop (Gradio's chat handler) takes its place in the same line through
+`blocking_slot()`, which runs the same steps on the loop via anyio.from_thread.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+
+from anyio import from_thread
 
 
 class OverloadedError(Exception):
@@ -78,6 +82,10 @@ class Admission:
                 return
         self._active -= 1
 
+    def _done(self, t0: float) -> None:
+        self._service_s = 0.9 * self._service_s + 0.1 * (time.monotonic() - t0)
+        self._release()
+
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         await self._acquire()
@@ -86,5 +94,17 @@ class Admission:
         try:
             yield
         finally:
-            self._service_s = 0.9 * self._service_s + 0.1 * (time.monotonic() - t0)
-            self._release()
+            self._done(t0)
+
+    @contextmanager
+    def blocking_slot(self) -> Iterator[None]:
+        """`slot()` for code running in one of the event loop's anyio worker threads (Gradio's sync
+        handlers, FastAPI's `def` endpoints): waits in the same FIFO line, raises OverloadedError
+        the same way. Hold it across no `yield` of a generator: it must be released from such a thread."""
+        from_thread.run(self._acquire)
+        self.admitted += 1
+        t0 = time.monotonic()
+        try:
+            yield
+        finally:
+            from_thread.run_sync(self._done, t0)

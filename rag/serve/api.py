@@ -1,10 +1,10 @@
 """HTTP APIs for help-desk integrations and evaluation scripts (FastAPI; never imports gradio).
 
     POST /api/ask               {"question", "history"?, "district"?} → the answer object (rag.answer.cite)
-    GET  /api/documents         indexed documents
+    GET  /api/documents         indexed documents (with chunks still waiting for vectors)
     GET  /api/facts             时间表: dated plan commitments (?place=&year=&before=YYYY-MM)
     POST /api/feedback          👍 / 👎 on an answer object
-    GET  /healthz               documents count, districts
+    GET  /healthz               documents count, districts, pending vectors and the fill's progress
     GET  /v1/models             OpenAI-compatible model list
     POST /v1/chat/completions   OpenAI-compatible chat (stream and non-stream), citations included
     /api/admin/...              upload / delete / re-index (X-Admin-Password header)
@@ -39,13 +39,12 @@ from rag.core.settings import Settings
 from rag.core.types import Answer
 from rag.index.embed import Embedder
 from rag.ingest.facts import Fact, filter_facts, plan_facts
-from rag.query.followup import rewrite
+from rag.query.followup import MAX_QUESTION_CHARS, rewrite, too_long
 from rag.serve.admin import Admin, AdminAuthError, AdminDisabledError, AdminLockedError, BusyError
 from rag.serve.admission import Admission, OverloadedError
 from rag.serve.feedback import FeedbackStore
 
 MODEL_ID = "zhengce-extractive"
-MAX_QUESTION_CHARS = 500
 MAX_HISTORY = 20
 ALL_DISTRICTS = ("", "全部", "all", "*")
 
@@ -143,11 +142,9 @@ def check_question(question: object) -> str:
         raise ApiError(422, "问题不能为空 (question must not be empty)")
     check_text(question, "question")
     q = question.strip()
-    if len(q) > MAX_QUESTION_CHARS:
-        raise ApiError(
-            422,
-            f"问题过长：最多 {MAX_QUESTION_CHARS} 字，现有 {len(q)} 字 (question too long: at most {MAX_QUESTION_CHARS} characters)",
-        )
+    refusal = too_long(q)
+    if refusal is not None:  # at the door: nothing downstream (rewrite, jieba, retrieval) sees it
+        raise ApiError(400, refusal)
     return q
 
 
@@ -395,12 +392,14 @@ def create_api(
             "chunks": sum(int(d.get("chunks", 0)) for d in docs),
             "districts": pipe.districts,
             "admin": admin.enabled,
+            "pending_vectors": (vec := admin.vector_status())["pending"],  # found by BM25 alone until filled
+            "vectors": vec,
         }
 
     @api.get("/api/documents")
     def documents() -> dict[str, Any]:
         pipeline_provider()  # 503 with the how-to when there is no index yet
-        return {"documents": admin.documents()}
+        return {"documents": admin.documents(), "vectors": admin.vector_status()}
 
     facts_cache: dict[str, list[Fact]] = {}  # per index generation: the facts change only on ingest
 
