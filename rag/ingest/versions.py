@@ -44,6 +44,7 @@ _TRAILING_NOTE_RE = re.compile(
     r"|\d{4}-\d{1,2}-\d{1,2})\s*$"
 )
 _NOTE_WORDS_RE = re.compile(r"\d|年|版|修正|修订|草案|试行|暂行本|文本")
+_PERIOD_RE = re.compile(r"\d{4}\s*年?\s*[-—–~～至到]\s*\d{4}")
 _PUNCT_RE = re.compile(r"[\s《》〈〉“”\"'·・]")
 UNKNOWN_DATE = ""
 
@@ -87,8 +88,11 @@ def normalise_title(title: str) -> str:
         if not m or m.start() == 0:
             break
         note = m.group()
-        # A bracket is only a note when it reads as one ("（2020年修正）"), not "（试点）区".
+        # A bracket is only a note when it reads as one ("（2020年修正）"), not "（试点）区"; a
+        # period ("（2021-2025年）") names another plan, not another version of this one.
         if note[0] in "（(【[［〔" and not _NOTE_WORDS_RE.search(note):
+            break
+        if _PERIOD_RE.search(t[max(0, m.start() - 12) : m.end()]):
             break
         t = t[: m.start()]
     return t
