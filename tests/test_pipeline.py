@@ -162,3 +162,18 @@ def test_asks_during_reloads_each_see_one_whole_generation(tmp_path: Path, embed
             t.join(timeout=30)
     assert not errors, errors[0]
     assert len(pipe.documents()) == 4
+
+
+def test_a_generation_still_read_is_not_cleaned_up(tmp_path: Path, embedder: Embedder) -> None:
+    """A pipeline that has not reloaded through several swaps keeps its generation on disk;
+    once it moves on, the next ingest removes it."""
+    docs, settings, pipe = _small(tmp_path, embedder, {"a.txt": "上海市甲区规划\n一、主要任务\n1. 推进一网通办。\n"})
+    held = pipe.index.gen
+    for name in ("b", "c", "d"):
+        (docs / f"{name}.txt").write_text(f"上海市{name}区规划\n一、主要任务\n1. 推进一网通办。\n", "utf-8")
+        assert ingest([docs], settings, embedder).ok
+    assert held.is_dir() and pipe.ask("甲区如何推进一网通办？").retrieved
+    assert pipe.reload_if_changed()
+    (docs / "e.txt").write_text("上海市戊区规划\n一、主要任务\n1. 推进一网通办。\n", "utf-8")
+    assert ingest([docs], settings, embedder).ok
+    assert not held.exists()

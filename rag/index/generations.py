@@ -26,6 +26,7 @@ removed generations are dropped with them.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -33,7 +34,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -81,6 +82,28 @@ def close_client(client: Any) -> None:
         client.close()
     except Exception:  # noqa: BLE001 - releasing is best effort
         pass
+
+
+def read_lease(gen: Path) -> IO[bytes] | None:
+    """A shared lock on the generation's manifest while a process reads it: cleanup skips a
+    generation someone still holds (a slow request can outlive several swaps)."""
+    try:
+        f = open(gen / MANIFEST, "rb")  # held until Index.close()
+    except OSError:
+        return None
+    fcntl.flock(f, fcntl.LOCK_SH)
+    return f
+
+
+def _in_use(gen: Path) -> bool:
+    try:
+        with open(gen / MANIFEST, "rb") as f:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False  # no manifest: half-built, nobody reads it
+    return False
 
 
 def collection_name(settings: Settings, gen: Path) -> str:
@@ -137,7 +160,7 @@ def cleanup_generations(root: Path, keep: int = 2, settings: Settings | None = N
     gens = sorted(p for p in root.glob("gen-*") if p.is_dir())
     done = [g for g in gens if (g / MANIFEST).is_file()]
     keepers = {cur} | set(done[-keep:])
-    doomed = [g for g in gens if g not in keepers]
+    doomed = [g for g in gens if g not in keepers and not _in_use(g)]
     if settings is not None and settings.chroma_url:
         drop_vector_sets(settings, [_vector_set_of(g, settings) for g in doomed])
     for g in doomed:
@@ -227,6 +250,7 @@ class Index:
     kind_scopes: list[str] = field(default_factory=list)  # "kind:plan"…, usable as a district scope
     client: Any = None
     pending: frozenset[str] = frozenset()  # chunk ids without a vector: found by BM25 alone
+    lease: IO[bytes] | None = None  # shared lock on the manifest: cleanup leaves this generation alone
     _districts: list[str] | None = None
 
     @staticmethod
@@ -289,6 +313,7 @@ class Index:
             root=gen.parent, gen=gen, manifest=manifest, chunks=chunks, bm25=bm25, vectors=vectors, embedder=embedder
         )
         idx.client = client
+        idx.lease = read_lease(gen)
         idx.pending = pending
         idx.row_of = {c.id: i for i, c in enumerate(chunks)}
         scope_ids: dict[str, list[str]] = {}
@@ -324,6 +349,9 @@ class Index:
         if self.client is not None:
             close_client(self.client)
             self.client = None
+        if self.lease is not None:
+            self.lease.close()  # releases the shared lock
+            self.lease = None
 
     @property
     def districts(self) -> list[str]:
