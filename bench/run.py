@@ -181,7 +181,7 @@ def work_query(system: str, size: str, profile: bool) -> dict[str, Any]:
         from rag.answer.pipeline import Pipeline
         from rag.core.settings import Settings
 
-        pipe = Pipeline(Settings(index_dir=index, answer_cache=0), emb)  # every answer computed
+        pipe = Pipeline(Settings(index_dir=index), emb)
         ask = pipe.ask
         n = len(pipe.index.chunks)
     else:

@@ -11,7 +11,6 @@ from typing import Any, Protocol
 
 from langchain_core.retrievers import BaseRetriever
 
-from rag.answer.cache import AnswerCache
 from rag.answer.rerank import Reranker, blend, make_reranker
 from rag.answer.retrieve import HybridRetriever
 from rag.answer.score import AnswerParams, Scored, score_sentences, select_evidence
@@ -77,7 +76,6 @@ class _Loaded:
         g = gazetteer()
         self.mentioned = {p.code for c in index.chunks for _, places in g.mentions(c.text) for p in places}
         question_words("预热")  # load jieba's dictionary now, not in a user's request
-        self.answers = AnswerCache(settings.answer_cache)  # dropped with this generation
         self._lock = threading.Lock()
         self._users = 0
         self._retired = False
@@ -194,12 +192,7 @@ class Pipeline:
         st = self._acquire()
         try:
             # Versions (rag.answer.versions): the version in force, or the older one the question names.
-            return st.answers.get_or_compute(
-                (question.strip(), district),
-                lambda: answer_in_versions(
-                    question, lambda q: self._ask(st, q, district), st.retriever.versions, st.by_doc
-                ),
-            )
+            return answer_in_versions(question, lambda q: self._ask(st, q, district), st.retriever.versions, st.by_doc)
         finally:
             st.release()
 

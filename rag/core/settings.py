@@ -60,7 +60,6 @@ class Settings(BaseSettings):
         2, ge=1
     )  # questions answered at once by /api/ask and /v1 (CPU-bound: about the core count)
     ask_queue: int = Field(64, ge=0)  # questions waiting in line beyond that; more get 429 with Retry-After
-    answer_cache: int = Field(1024, ge=0)  # extractive answers kept per generation (rag.answer.cache); 0: off
     admin_max_failures: int = Field(10, ge=1)  # wrong admin passwords per client before a lockout
     admin_lockout_s: int = Field(900, ge=1)  # how long a client is locked out after that
 
