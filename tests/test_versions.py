@@ -313,3 +313,29 @@ def test_uploading_a_new_version(tmp_path: Path, embedder: Embedder, versions_se
         assert any("RAG_KEEP_SUPERSEDED" in w for w in report.warnings)
         assert NONGYE_OLD not in _main_sources(p, old)
     p.index.close()
+
+
+def test_llm_answers_keep_the_version_of_what_they_cite(versions_settings: Settings, embedder: Embedder) -> None:
+    """The LLM stage renumbers and re-quotes citations: the version tag must survive it."""
+    try:  # tests/ as a plain folder on sys.path (how pytest imports it without __init__.py)
+        from fake_llm import Reply, running
+    except ImportError:  # tests/ as a package
+        from .fake_llm import Reply, running
+    from rag.llm.generator import LLMGenerator
+
+    question = CURRENT_QUESTIONS[4][0]
+    with running() as fake:
+        s = versions_settings.with_changes(llm_base_url=fake.base_url, llm_model="fake", llm_timeout_s=5.0)
+        pipe = Pipeline(s, embedder, generator=LLMGenerator(s))
+        try:
+            extractive = pipe.ask_extractive(question)
+            quoted = extractive.citations[0]
+            assert quoted.version is not None and quoted.version.current
+            fake.reset(Reply(quoted.quote.strip() + "[1]"))
+            a = pipe.ask(question)
+        finally:
+            pipe.index.close()
+    assert a.extra["mode"] == "llm", a.extra
+    assert a.citations[0].chunk == quoted.chunk
+    assert a.citations[0].version == quoted.version
+    assert answer_dict(a)["citations"][0]["version_label"] == quoted.version.label

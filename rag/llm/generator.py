@@ -31,7 +31,7 @@ from pydantic import SecretStr
 
 from rag.core.settings import Settings
 from rag.core.text import normalise, split_sentences
-from rag.core.types import Answer, Chunk, Citation
+from rag.core.types import Answer, Chunk, Citation, VersionTag
 from rag.llm.grounding import MARKER, check_answer, is_decline, renumber, split_claims
 from rag.llm.prompts import Prompts
 
@@ -50,6 +50,7 @@ class Passage:
     chunk: Chunk
     score: float
     quote: str | None  # the extractive quote when this chunk was an extractive citation
+    version: VersionTag | None = None  # the document's version tag, kept through to the LLM's citations
 
     def render(self, n: int) -> str:
         where = f"《{self.chunk.title}》" if self.chunk.title else "（无标题文件）"
@@ -136,16 +137,17 @@ class LLMGenerator:
         further retrieved hits, without duplicates."""
         out: list[Passage] = []
         seen: set[str] = set()
+        tags = {c.chunk.doc_id: c.version for c in extractive.citations if c.version}
         for c in extractive.citations:
             if c.chunk.id not in seen:
                 seen.add(c.chunk.id)
-                out.append(Passage(c.chunk, c.score, c.quote))
+                out.append(Passage(c.chunk, c.score, c.quote, c.version))
         for h in extractive.retrieved:
             if len(out) >= self.max_passages:
                 break
             if h.chunk.id not in seen:
                 seen.add(h.chunk.id)
-                out.append(Passage(h.chunk, h.score, None))
+                out.append(Passage(h.chunk, h.score, None, tags.get(h.chunk.doc_id)))
         return out
 
     def messages(self, question: str, passages: list[Passage]) -> list[BaseMessage]:
@@ -258,7 +260,7 @@ class LLMGenerator:
     @staticmethod
     def _citation(n: int, p: Passage, text: str) -> Citation:
         if p.quote:
-            return Citation(n, p.chunk, p.quote, p.score)
+            return Citation(n, p.chunk, p.quote, p.score, p.version)
         # The passage sentence sharing most character bigrams with the answer's sentences citing it.
         claims = normalise("".join(s.body for s in split_claims(text) if n in s.markers))
         grams = {claims[i : i + 2] for i in range(len(claims) - 1)}
@@ -269,7 +271,7 @@ class LLMGenerator:
             return sum(1 for i in range(len(ns) - 1) if ns[i : i + 2] in grams)
 
         best = max(sents, key=overlap)  # max keeps the first on ties: the first sentence when none overlap
-        return Citation(n, p.chunk, best.strip(), p.score)
+        return Citation(n, p.chunk, best.strip(), p.score, p.version)
 
     def _timings(self, extractive: Answer, t0: float) -> dict[str, float]:
         ms = (time.perf_counter() - t0) * 1000
