@@ -3,8 +3,10 @@ real Chroma on a temp dir, real jieba), because embedding is the slow part."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -56,6 +58,22 @@ def plans_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder)
     report = ingest([DOCS], settings, embedder)
     assert report.ok and len(report.added) == 2, report
     return settings
+
+
+PrivatePlans = Callable[..., Settings]
+
+
+@pytest.fixture(scope="session")
+def private_plans(plans_settings: Settings) -> PrivatePlans:
+    """`private_plans(tmp, **changes)`: settings over a copy of the session's plans index
+    (generations, symlink, Chroma files) in tmp/index and an empty tmp/data, for tests that
+    serve, ingest or delete without touching the shared index."""
+
+    def copy(tmp: Path, **changes: Any) -> Settings:
+        shutil.copytree(plans_settings.index_dir, tmp / "index", symlinks=True)
+        return plans_settings.with_changes(index_dir=tmp / "index", data_dir=tmp / "data", **changes)
+
+    return copy
 
 
 @pytest.fixture(scope="session")

@@ -4,15 +4,15 @@ same guard on the Gradio admin functions, against a real server on 127.0.0.1."""
 from __future__ import annotations
 
 import logging
-import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # app.py sits beside the installed `rag` package
+
 from app import build_app, running
 from rag.core.settings import Settings
 from rag.index.embed import Embedder
@@ -42,12 +42,11 @@ def test_guard_throttles_then_locks_out_per_client() -> None:
 
 
 @pytest.fixture(scope="module")
-def url(plans_settings: Settings, embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    tmp = tmp_path_factory.mktemp("guard")
-    shutil.copytree(plans_settings.index_dir, tmp / "index", symlinks=True)
-    settings = plans_settings.with_changes(
-        index_dir=tmp / "index",
-        data_dir=tmp / "data",
+def url(
+    private_plans: Callable[..., Settings], embedder: Embedder, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    settings = private_plans(
+        tmp_path_factory.mktemp("guard"),
         admin_password=PASSWORD,
         admin_max_failures=3,  # locked out at the 3rd: the Gradio check below cannot race the throttle
         admin_lockout_s=120,

@@ -4,10 +4,9 @@ over a private copy of the session index so admin tests cannot disturb other mod
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # app.py sits beside the installed `rag` package
+
 from app import build_app, running
 from rag.answer.pipeline import Pipeline
 from rag.core.settings import Settings
@@ -38,18 +38,11 @@ class Live:
     admin: Admin
 
 
-def private_settings(plans_settings: Settings, tmp: Path, **overrides: object) -> Settings:
-    """A copy of the session index (generations, symlink, Chroma files) and an empty data dir."""
-    index = tmp / "index"
-    shutil.copytree(plans_settings.index_dir, index, symlinks=True)
-    return plans_settings.with_changes(index_dir=index, data_dir=tmp / "data", **overrides)
-
-
 @pytest.fixture(scope="module")
-def live(plans_settings: Settings, embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    settings = private_settings(
-        plans_settings, tmp_path_factory.mktemp("api"), admin_password=PASSWORD, max_upload_mb=1
-    )
+def live(
+    private_plans: Callable[..., Settings], embedder: Embedder, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Live]:
+    settings = private_plans(tmp_path_factory.mktemp("api"), admin_password=PASSWORD, max_upload_mb=1)
     provider = LivePipeline(settings, embedder)
     admin = Admin(settings, provider)
     with running(build_app(settings, provider, admin=admin)) as url:

@@ -4,11 +4,10 @@ HTML rendering that keeps document and user text inert."""
 from __future__ import annotations
 
 import re
-import shutil
 import sqlite3
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # app.py sits beside the installed `rag` package
+
 from app import build_app, esc, highlight, render_answer, running
 from rag.core.settings import Settings
 from rag.index.embed import Embedder
@@ -34,10 +34,10 @@ class Live:
 
 
 @pytest.fixture(scope="module")
-def live(plans_settings: Settings, embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    tmp = tmp_path_factory.mktemp("app")
-    shutil.copytree(plans_settings.index_dir, tmp / "index", symlinks=True)
-    settings = plans_settings.with_changes(index_dir=tmp / "index", data_dir=tmp / "data", admin_password=PASSWORD)
+def live(
+    private_plans: Callable[..., Settings], embedder: Embedder, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Live]:
+    settings = private_plans(tmp_path_factory.mktemp("app"), admin_password=PASSWORD)
     provider = LivePipeline(settings, embedder)
     admin = Admin(settings, provider)
     with running(build_app(settings, provider, admin=admin)) as url:

@@ -4,15 +4,15 @@ Screenshots go to tests/artifacts/ (git-ignored)."""
 
 from __future__ import annotations
 
-import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # app.py sits beside the installed `rag` package
+
 from app import EXAMPLES, build_app, running
 from rag.core.settings import Settings
 from rag.index.embed import Embedder
@@ -31,10 +31,10 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def url(plans_settings: Settings, embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    tmp = tmp_path_factory.mktemp("browser")
-    shutil.copytree(plans_settings.index_dir, tmp / "index", symlinks=True)
-    settings = plans_settings.with_changes(index_dir=tmp / "index", data_dir=tmp / "data", admin_password="pw")
+def url(
+    private_plans: Callable[..., Settings], embedder: Embedder, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    settings = private_plans(tmp_path_factory.mktemp("browser"), admin_password="pw")
     provider = LivePipeline(settings, embedder)
     admin = Admin(settings, provider)
     job = admin.submit_ingest([admin.save_upload("fengxian_open_data.txt", PLAN_WITH_SCRIPT.encode("utf-8"))])

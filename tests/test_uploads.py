@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # app.py sits beside the installed `rag` package
+
 from app import build_app, running
 from rag.core.settings import Settings
 from rag.index.embed import Embedder
@@ -40,15 +40,14 @@ class Live:
 
 
 @pytest.fixture(scope="module")
-def live(plans_settings: Settings, embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+def live(
+    private_plans: Callable[..., Settings], embedder: Embedder, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Live]:
     tmp = tmp_path_factory.mktemp("uploads")
-    shutil.copytree(plans_settings.index_dir, tmp / "index", symlinks=True)
     folder = tmp / "gradio-tmp"
     before = os.environ.get("GRADIO_TEMP_DIR")
     os.environ["GRADIO_TEMP_DIR"] = str(folder)  # the operator's choice wins over ours
-    settings = plans_settings.with_changes(
-        index_dir=tmp / "index", data_dir=tmp / "data", admin_password=PASSWORD, max_upload_mb=1
-    )
+    settings = private_plans(tmp, admin_password=PASSWORD, max_upload_mb=1)
     provider = LivePipeline(settings, embedder)
     admin = Admin(settings, provider)
     app = build_app(settings, provider, admin=admin)
