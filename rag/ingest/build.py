@@ -282,7 +282,7 @@ def _ingest_bm25_first(
             report.generation = cur.name
             report.seconds = time.perf_counter() - t0
             return report
-        _publish(root, cur, settings, embedder, manifest, old_chunks, to_add, to_remove, report)
+        _publish(root, _Change(cur, manifest, old_chunks, to_add, to_remove), settings, embedder, report)
         report.searchable_s = time.perf_counter() - t0
     report.seconds = time.perf_counter() - t0
     return report
@@ -312,26 +312,28 @@ def publish_vectors(settings: Settings, embedder: Embedder, wait: bool = True) -
         if not hits:
             return None
         report = IngestReport()
-        _publish(root, cur, settings, embedder, manifest, old_chunks, [], set(), report)
+        _publish(root, _Change(cur, manifest, old_chunks), settings, embedder, report)
         return report.generation
 
 
-def _publish(
-    root: Path,
-    cur: Path | None,
-    settings: Settings,
-    embedder: Embedder,
-    manifest: dict[str, Any],
-    old_chunks: list[Chunk],
-    to_add: list[tuple[Path, Document]],
-    to_remove: set[str],
-    report: IngestReport,
-) -> None:
+@dataclass(frozen=True)
+class _Change:
+    """What one publish does: the generation it starts from and the documents it adds and removes
+    (none for a publish that only adds vectors)."""
+
+    cur: Path | None
+    manifest: dict[str, Any]
+    old_chunks: list[Chunk]
+    to_add: list[tuple[Path, Document]] = field(default_factory=list)
+    to_remove: set[str] = field(default_factory=set)
+
+
+def _publish(root: Path, change: _Change, settings: Settings, embedder: Embedder, report: IngestReport) -> None:
     """Build the next generation aside and swap it in (hold the ingest lock)."""
     gen = root / f"gen-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}"
     try:
         report.generation = gen.name
-        _build_generation(gen, cur, settings, embedder, manifest, old_chunks, to_add, to_remove, report)
+        _build_generation(gen, change, settings, embedder, report)
         swap_current(root, gen)
     except BaseException as e:
         # The current generation was never touched; drop the half-built one (and, in server
@@ -359,17 +361,14 @@ def _disk_full(e: BaseException) -> bool:
     return False
 
 
-def _build_generation(
-    gen: Path,
-    cur: Path | None,
-    settings: Settings,
-    embedder: Embedder,
-    manifest: dict[str, Any],
-    old_chunks: list[Chunk],
-    to_add: list[tuple[Path, Document]],
-    to_remove: set[str],
-    report: IngestReport,
-) -> None:
+def _build_generation(gen: Path, change: _Change, settings: Settings, embedder: Embedder, report: IngestReport) -> None:
+    cur, manifest, old_chunks, to_add, to_remove = (
+        change.cur,
+        change.manifest,
+        change.old_chunks,
+        change.to_add,
+        change.to_remove,
+    )
     gen.mkdir(parents=True)
     server = bool(settings.chroma_url)
     removed = sum(1 for c in old_chunks if c.doc_id in to_remove)
