@@ -17,8 +17,20 @@ import unicodedata
 
 CORPUS = "/work/shared/corpus_extra"
 AVOID = "/work/notes/avoid_docs.txt"
-KINDS = {"number", "date", "penalty", "definition", "colloquial", "procedure", "list", "fact", "who",
-         "paraphrase", "condition", "unanswerable"}
+KINDS = {
+    "number",
+    "date",
+    "penalty",
+    "definition",
+    "colloquial",
+    "procedure",
+    "list",
+    "fact",
+    "who",
+    "paraphrase",
+    "condition",
+    "unanswerable",
+}
 LEVELS = {"province", "city", "district", "county", "none"}
 FIELDS = ["id", "question", "keys", "gold", "place", "doc", "level", "kind"]
 
