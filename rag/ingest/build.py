@@ -227,7 +227,17 @@ def ingest(
     if embed and report.pending:
         from rag.ingest.fill import fill_vectors
 
-        filled = fill_vectors(settings, embedder, progress=progress)
+        try:
+            filled = fill_vectors(settings, embedder, progress=progress)
+        except BaseException as e:
+            if _disk_full(e):  # the BM25-first generation is in: say so, not "nothing changed"
+                raise StoreError(
+                    f"磁盘空间不足：文件已入库，可按关键词检索，但 {report.pending} 段的向量未能写入；释放空间后运行 "
+                    f"`rag embed` 补齐 (no space left on the device: the documents were indexed and are searchable "
+                    f"by keywords (BM25), but the vectors of {report.pending} chunks could not be written; free "
+                    "space and run `rag embed`)"
+                ) from e
+            raise
         report.embedded, report.pending = filled.embedded, filled.pending
         if filled.published:
             report.generation = filled.published[-1]
