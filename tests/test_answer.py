@@ -79,3 +79,31 @@ def test_a_who_question_prefers_the_sentence_naming_an_office() -> None:
     assert _scores(q, office, plain)[office] > _scores(q, office, plain)[plain]
     off = _scores(q, office, plain, p=AnswerParams(who_bonus=0.0))
     assert off[office] <= off[plain]
+
+
+def test_a_how_long_question_is_answered_by_a_period() -> None:
+    """Regulations state periods, not dates: "十五日内" answers "多长时间内"."""
+    q = "养犬人迁出居住地的，应当在多长时间内办理变更登记？"
+    period, vague = (
+        "养犬人迁出居住地的，应当自迁出之日起十五日内办理变更登记。",
+        "养犬人迁出居住地的，应当及时办理变更登记。",
+    )
+    s = _scores(q, vague, period)
+    assert s[period] > s[vague]
+    assert s[period] > 0.35  # not pushed below the refusal threshold for lacking a calendar date
+
+
+def test_days_asked_are_found_as_days_written_in_numerals() -> None:
+    s = _scores(
+        "登记机关应当在多少天内作出决定？", "登记机关应当依法作出决定。", "登记机关应当在七个工作日内作出决定。"
+    )
+    assert s["登记机关应当在七个工作日内作出决定。"] > s["登记机关应当依法作出决定。"]
+
+
+def test_a_fine_in_chinese_numerals_is_a_figure() -> None:
+    q = "擅自占用绿地的，罚多少钱？"
+    fine = "擅自占用绿地的，由绿化部门责令限期退还，并处五千元以上五万元以下的罚款。"
+    rule = "擅自占用绿地的，由绿化部门责令限期退还。"
+    s = _scores(q, rule, fine)
+    assert s[fine] > s[rule]
+    assert s[fine] > 0.35

@@ -35,8 +35,20 @@ _ORDINAL_FIRST = re.compile(r"(?:^|[：:，,])\s*(?:一是|第一[，,、])")
 _ORDINAL_NEXT = re.compile(r"\s*(?:[二三四五六七八九十]是|第[二三四五六七八九十][，,、])")
 _ITEM_TITLE = re.compile(r"^(?:[（(]?[一二三四五六七八九十\d]+[)）]?[.．、]?)\s*\S{0,30}?[。：:]?$")
 HAS_DATE = re.compile(r"\d{4}\s*年|年底|年前|年内|月底|\d+月|每年|“十四五”期间|期间")
-HAS_NUM = re.compile(r"\d|百分之|[一二三四五六七八九十百千万两]+(?:个|项|家|次|件|名|级|类|成)")
-HAS_DIGIT = re.compile(r"\d|百分之")
+# Regulations write amounts and periods in Chinese numerals: 一千元, 十五日, 二倍, 十八周岁.
+HAS_NUM = re.compile(
+    r"\d|百分之|[一二三四五六七八九十百千万两]+(?:个|项|家|次|件|名|级|类|成|元|日|天|倍|周岁|岁|人|年|月|小时|学时|户|所|条)"
+)
+# Regulations write figures in Chinese numerals: "处五千元以上五万元以下的罚款", "十五日内".
+# A numeral with a unit is a figure; a bare one ("三项制度") is not.
+HAS_AMOUNT = re.compile(
+    r"\d|百分之|[一二三四五六七八九十百千万两]+(?:元|日|天|倍|周岁|岁|人|小时|学时|个月|年|次|户|平方米|米|公里|吨)"
+)
+# "多久", "多长时间", "期限": a period answers it as well as a date ("十五日内", "三个月", "二年").
+DURATION_Q = re.compile(r"多久|多长时间|多长|期限|时限|几年|几天|几个月|多少天|多少日|多少年|多少个月")
+HAS_DURATION = re.compile(
+    r"(?:\d+|[一二三四五六七八九十百两]+)\s*(?:个)?(?:工作)?(?:日|天|月|年|小时|周)(?:内|以内|之内|前|后|以上|起)?"
+)
 HAS_LIST = re.compile(r"、|；|：|包括|分别")
 # "由哪个机构…": a sentence naming an office answers it (区行政检察监督办, 区司法局, 领导小组).
 HAS_ORG = re.compile(r"[区市县镇街][\u4e00-\u9fff]{1,10}?(?:局|办|委员会|委|中心|小组|办公室|部门|机关|所|院)")
@@ -59,10 +71,15 @@ RETRO_SECTION = re.compile(r"发展现状|发展背景|成效回顾|主要成效
 _NUM = r"(?:\d[\d,.]*|[一二两三四五六七八九十百千万]+)"
 
 
+# A unit as people ask for it and as regulations write it: "多少天" is answered by "十五日内" and
+# "七个工作日", "几个月" by "六个月".
+_UNIT_FORMS = {"天": r"(?:个)?(?:工作)?[日天]", "个月": r"个?月", "小时": r"个?小时"}
+
+
 def has_quantity(sentence: str, unit: str) -> bool:
     if unit == "%":
         return bool(re.search(r"\d\s*%|百分之", sentence))
-    return bool(re.search(_NUM + r"\s*(?:余|多)?" + re.escape(unit), sentence))
+    return bool(re.search(_NUM + r"\s*(?:余|多)?" + _UNIT_FORMS.get(unit, re.escape(unit)), sentence))
 
 
 @dataclass(frozen=True)
@@ -147,6 +164,7 @@ def score_sentences(
     unit = required_unit(question)
     term = defined_term(question) if kind == "definition" else None
     past_q, future_q = bool(PAST_Q.search(nq)), bool(FUTURE_Q.search(nq))
+    duration_q = bool(DURATION_Q.search(nq))
     rank_q, ordinal_q = bool(RANK_Q.search(nq)), bool(ORDINAL_Q.search(nq))
     quoted = ["".join(g) for g in _QUOTED.findall(nq)]
     marks = [m for m in quoted if 1 <= len(m) <= 2 and CJK.match(m)] if kind == "list" else []
@@ -181,9 +199,10 @@ def score_sentences(
             tri_cov = sum(1 for t in tri if t in ns) / len(tri) if tri else cov
             score = p.w_sent * cov + p.w_chunk * chunk_cov + p.w_retr * hit.score + p.w_tri * tri_cov
             if kind == "date":
-                score += p.type_bonus if HAS_DATE.search(ns) else -p.type_penalty
+                dated = bool(HAS_DATE.search(ns)) or (duration_q and bool(HAS_DURATION.search(ns)))
+                score += p.type_bonus if dated else -p.type_penalty
             elif kind == "number":
-                rx = HAS_DIGIT if HOW_MANY_Q.search(nq) else HAS_NUM
+                rx = HAS_AMOUNT if HOW_MANY_Q.search(nq) else HAS_NUM
                 # "到2025年" dates the figure; it is not the figure.
                 figures = _YEAR.sub("", ns)
                 ok = has_quantity(figures, unit) if unit else bool(rx.search(figures))
