@@ -1,4 +1,10 @@
+from pathlib import Path
+
+from rag.answer.pipeline import Pipeline
 from rag.core.places import gazetteer
+from rag.core.settings import Settings
+from rag.index.embed import Embedder
+from rag.ingest.build import ingest
 from rag.query.scope import detect_scope, held_by_level
 
 HELD = ["上海市", "金山区", "静安区"]
@@ -35,6 +41,7 @@ def test_places_only_mentioned_elsewhere_are_searched_not_refused() -> None:
     tianjin = {p.code for p in gazetteer().named("天津市")}
     s = detect_scope("天津港的规定", ["北京市"], mentioned=tianjin)
     assert s.districts == () and s.unknown == ()
+    assert "天津" in s.spoken and "天津市" in s.spoken  # only passages naming it may answer
     assert detect_scope("天津港的规定", ["北京市"], mentioned=set()).unknown == ("天津市",)
 
 
@@ -51,3 +58,28 @@ def test_generic_area_words_are_not_districts() -> None:
 def test_most_specific_level_wins() -> None:
     assert detect_scope("上海市金山区的规划", HELD).districts == ("金山区",)
     assert set(detect_scope("上海市行政复议条例", HELD).districts) == set(HELD)  # and the places inside it
+
+
+def test_a_place_only_mentioned_is_answered_only_by_passages_that_name_it(tmp_path: Path, embedder: Embedder) -> None:
+    """杭州市 has no documents; one 上海市 passage speaks of it. A question on 杭州's parks is not
+    answered from 上海市's park rules, while a question on what the passage says of 杭州 is."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "parks.txt").write_text(
+        "上海市公园管理条例\n第十条 游客携犬进入公园的，应当为犬只束犬链，并即时清除犬只粪便。\n", "utf-8"
+    )
+    (docs / "delta.txt").write_text(
+        "上海市长三角政务服务合作促进条例\n第五条 本市与杭州市建立政务服务跨省通办机制，每年第一季度公布通办事项清单。\n",
+        "utf-8",
+    )
+    settings = Settings(index_dir=tmp_path / "index", data_dir=tmp_path / "data")
+    assert ingest([docs], settings, embedder).ok
+    pipe = Pipeline(settings, embedder)
+    try:
+        dogs = pipe.ask("杭州市的公园对游客带狗进园有什么规定？")
+        assert dogs.abstained, dogs.answer
+        cards = pipe.ask("杭州市和上海的跨省通办事项清单什么时候公布？")
+        assert not cards.abstained and "第一季度" in cards.answer, cards.answer
+        assert all("杭州市" in c.chunk.text for c in cards.citations)
+    finally:
+        pipe.index.close()

@@ -233,6 +233,9 @@ class Pipeline:
         hits = st.retriever.retrieve(
             question, max(self.settings.top_k, CANDIDATES_FOR_ANSWER * 2), search_scope or None
         )
+        if scope.spoken and not districts:
+            # A place only some passages speak of: those passages answer, or nothing does.
+            hits = [h for h in hits if any(n in h.chunk.text or n in h.chunk.title for n in scope.spoken)]
         t1 = time.perf_counter()
         if scope.unknown and not districts:
             answer = self._refuse_unknown(question, scope.unknown, hits, held)
@@ -241,7 +244,8 @@ class Pipeline:
             # passage on 气象预报 may look.
             answer = Answer(question, ABSTAIN, True, (), tuple(hits[: self.settings.top_k]), {}, {"realtime": True})
         else:
-            answer = self._compose(question, self._evidence(st, question, hits, districts), hits)
+            names = tuple(sorted({*st.names, *scope.spoken}, key=len, reverse=True))  # place names are scope, not topic
+            answer = self._compose(question, self._evidence(st, question, hits, districts, names), hits)
         t2 = time.perf_counter()
         timings = {"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000}
         return replace(answer, timings_ms=timings)
@@ -251,14 +255,16 @@ class Pipeline:
         named = [KIND_SCOPE + kind for kind, rx in KIND_NAMES.items() if rx.search(question)]
         return named if len(named) == 1 and named[0] in st.index.kind_scopes else []
 
-    def _evidence(self, st: _Loaded, question: str, hits: list[Hit], districts: list[str]) -> list[list[Scored]]:
+    def _evidence(
+        self, st: _Loaded, question: str, hits: list[Hit], districts: list[str], names: tuple[str, ...]
+    ) -> list[list[Scored]]:
         """Evidence per district: one group when scoped, else every district close to the best."""
         p = self.params
         top = hits[:CANDIDATES_FOR_ANSWER]
-        structural = self._structural(st, question, top, districts)
+        structural = self._structural(st, question, top, districts, names)
         if structural:
             return structural
-        scored = self._rerank(question, score_sentences(question, top, st.idf, st.names, p, self.synonyms))
+        scored = self._rerank(question, score_sentences(question, top, st.idf, names, p, self.synonyms))
         # The coverage floor is the lexical stand-in for "on topic"; a reranker judges that itself.
         floor = p.min_coverage if self.reranker is None else 0.0
         if not scored or scored[0].score < self.settings.refusal_threshold or scored[0].coverage < floor:
@@ -290,11 +296,13 @@ class Pipeline:
         ]
         return blend(scored, self.reranker.score(question, texts), self.settings.rerank_weight)
 
-    def _structural(self, st: _Loaded, question: str, hits: list[Hit], districts: list[str]) -> list[list[Scored]]:
+    def _structural(
+        self, st: _Loaded, question: str, hits: list[Hit], districts: list[str], names: tuple[str, ...]
+    ) -> list[list[Scored]]:
         """Per district, the items of a heading the question names ("哪些基本原则"), from the best hits."""
         groups: list[list[Scored]] = []
         for d in dict.fromkeys(h.chunk.district for h in hits[:3]):
-            items = section_items(question, [h for h in hits[:3] if h.chunk.district == d], st.by_doc, st.names)
+            items = section_items(question, [h for h in hits[:3] if h.chunk.district == d], st.by_doc, names)
             if items:
                 groups.append(items)
             if districts or len(st.index.districts) < 2:

@@ -22,6 +22,10 @@ _FULL_SUFFIXES = ("县", "区", "州", "市", "省", "经济特区", "自治区"
 class Scope:
     districts: tuple[str, ...]  # indexed places to search (names as the index holds them)
     unknown: tuple[str, ...]  # named places with no indexed document inside or above them
+    # Named places with no documents inside or above them that some passage speaks of (their
+    # names as written): only such passages may answer, so 杭州市's rule is never quoted from
+    # 上海市's regulation on the same topic.
+    spoken: tuple[str, ...] = ()
 
 
 def held_places(known: Sequence[str], g: Gazetteer | None = None) -> dict[str, Place]:
@@ -80,6 +84,7 @@ def detect_scope(question: str, known: Sequence[str], mentioned: Collection[str]
     ]
     districts: list[str] = []
     unknown: list[str] = []
+    spoken_of: list[str] = []
     unscoped = False
     for alias, places in named:
         inside = [n for n, h in held.items() if any(g.within(h, p) for p in places)]
@@ -90,12 +95,13 @@ def detect_scope(question: str, known: Sequence[str], mentioned: Collection[str]
         elif above and spoken:
             districts.extend(above)
         elif mentioned is not None and spoken:
-            unscoped = True  # only passages elsewhere speak of it: search everything
+            unscoped = True  # only passages elsewhere speak of it: search everything, keep those
+            spoken_of.extend(dict.fromkeys([alias, *(p.name for p in places)]))
         else:
             unknown.append(places[0].name if alias == places[0].short else alias)
     if unscoped:
         districts = []
-    return Scope(tuple(dict.fromkeys(districts)), tuple(dict.fromkeys(unknown)))
+    return Scope(tuple(dict.fromkeys(districts)), tuple(dict.fromkeys(unknown)), tuple(dict.fromkeys(spoken_of)))
 
 
 def held_by_level(known: Sequence[str]) -> str:
