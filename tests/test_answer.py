@@ -107,3 +107,15 @@ def test_a_fine_in_chinese_numerals_is_a_figure() -> None:
     s = _scores(q, rule, fine)
     assert s[fine] > s[rule]
     assert s[fine] > 0.35
+
+
+def test_the_document_title_says_what_its_sentences_are_about() -> None:
+    """ "X条例什么时候开始施行" is answered by "本条例自…起施行", which names X only in the title."""
+    chunk = Chunk("c", "d", "本条例自2021年3月1日起施行。", ("第七章 附则",), 0, "某市社区居家养老服务促进条例", "某市")
+    other = Chunk("e", "f", "本市推进社区养老服务设施建设。", ("第二章 规划",), 0, "某市城市规划条例", "某市")
+    scored = score_sentences(
+        "社区养老服务条例什么时候开始施行？", [Hit(chunk, 1.0), Hit(other, 1.0)], {}, (), AnswerParams()
+    )
+    best = scored[0]
+    assert best.sentence == "本条例自2021年3月1日起施行。"
+    assert best.coverage > 0.5 and best.score > 0.35  # covered with its title, not just 条例 and 施行

@@ -195,7 +195,7 @@ def score_sentences(
             cov = _coverage(terms, ns, idf, unseen, alts)
             if p.title_credit:
                 # The item title says what its sentences are about ("1. 建设政务服务平台。2023年底前完成。").
-                cov = max(cov, p.title_credit * _coverage(terms, title + ns, idf, unseen, alts))
+                cov = max(cov, p.title_credit * _coverage(terms, doc_title + title + ns, idf, unseen, alts))
             tri_cov = sum(1 for t in tri if t in ns) / len(tri) if tri else cov
             score = p.w_sent * cov + p.w_chunk * chunk_cov + p.w_retr * hit.score + p.w_tri * tri_cov
             if kind == "date":
