@@ -119,3 +119,18 @@ def test_the_document_title_says_what_its_sentences_are_about() -> None:
     best = scored[0]
     assert best.sentence == "本条例自2021年3月1日起施行。"
     assert best.coverage > 0.5 and best.score > 0.35  # covered with its title, not just 条例 and 施行
+
+
+def test_a_regulation_article_names_its_subject_once() -> None:
+    """ "逾期不改正的，处…罚款" is about the 信报箱 its article's first sentence names."""
+    text = "第二十条 新建住宅应当设置信报箱。未设置的，由邮政管理部门责令限期改正；逾期不改正的，处一万元以上五万元以下罚款。"
+    article = Chunk("c", "d", text, ("第五章 法律责任",), 0, "某市邮政条例", "某市")
+    idf = {"信报箱": 6.0, "设置": 2.0, "罚款": 1.5, "逾期": 2.5, "改正": 2.0, "住宅": 3.0}
+    fine = "逾期不改正的，处一万元以上五万元以下罚款。"
+    for p in (AnswerParams(), AnswerParams(anchor_penalty=0.0)):
+        scored = {
+            s.sentence: s.score
+            for s in score_sentences("住宅不设信报箱，逾期不改正罚多少？", [Hit(article, 1.0)], idf, (), p)
+        }
+        best = max(scored, key=lambda k: scored[k])
+        assert fine in best and scored[best] > 0.35, scored  # with or without the anchor rule

@@ -68,6 +68,7 @@ _ENUM = re.compile(r"(?:[\u3400-\u9fff]{1,8}、)+[\u3400-\u9fff]{1,8}")
 # "哪几个“办”" asks for the items that share a quoted mark (quotes taken in pairs, in order).
 _QUOTED = re.compile(r"“([^”]*)”|\"([^\"]*)\"|「([^」]*)」")
 RETRO_SECTION = re.compile(r"发展现状|发展背景|成效回顾|主要成效|工作回顾|主要成绩|发展基础")
+_ARTICLE = re.compile(r"第[一二三四五六七八九十百零〇\d]+条")
 _NUM = r"(?:\d[\d,.]*|[一二两三四五六七八九十百千万]+)"
 
 
@@ -186,6 +187,9 @@ def score_sentences(
         doc_title = normalise(hit.chunk.title)
         anchors = [t for t in known if t not in doc_title][: p.anchor_terms] if kind in p.anchor_kinds else []
         retro = bool(RETRO_SECTION.search(hit.chunk.section))
+        # A regulation's article (第十二条 …) is one rule: its later sentences ("逾期不改正的，处…罚款")
+        # drop the subject its first one named, so an anchor may be anywhere in the article.
+        article = normalise(hit.chunk.text) if _ARTICLE.match(hit.chunk.text.lstrip()) else ""
         # Only the look-ahead direction: regulations have no review sections to prefer.
         mistimed = future_q and not past_q and retro
         for pos, sent in enumerate(split_sentences(hit.chunk.text, drop_blank=True)):
@@ -211,7 +215,7 @@ def score_sentences(
                 score += p.type_bonus if ok else -p.type_penalty
             if mistimed:
                 score -= p.tense_penalty
-            if any(a not in ns and a not in header for a in anchors):
+            if any(a not in ns and a not in header and a not in article for a in anchors):
                 # "哪一年完成证明事项清理" next to "2022年底前完成执法证件换发": a date, but not of this.
                 score -= p.anchor_penalty
             if head and head in ns:
