@@ -134,3 +134,12 @@ def test_a_regulation_article_names_its_subject_once() -> None:
         }
         best = max(scored, key=lambda k: scored[k])
         assert fine in best and scored[best] > 0.35, scored  # with or without the anchor rule
+
+
+def test_a_fragment_of_a_longer_word_is_no_anchor() -> None:
+    """ "长时间" gives the bigram 长时, rare in the index because no text writes it alone: it must
+    not stand for the topic the figure has to come with."""
+    chunk = Chunk("c", "d", "第九条 常务委员会应当在会议闭会后三十日内公开审议结果。", (), 0, "某市人大条例", "某市")
+    idf = {"长时": 9.0, "时间": 1.0, "公开": 2.0, "审议": 2.5, "结果": 1.5, "闭会": 4.0}
+    (best,) = score_sentences("闭会后多长时间内要公开审议结果？", [Hit(chunk, 1.0)], idf, (), AnswerParams())
+    assert best.score > 0.35, best

@@ -26,6 +26,7 @@ from rag.query.terms import (
     head_noun,
     query_terms,
     question_kind,
+    question_words,
     required_unit,
     synonym_alts,
     trigrams,
@@ -68,6 +69,7 @@ _ENUM = re.compile(r"(?:[\u3400-\u9fff]{1,8}、)+[\u3400-\u9fff]{1,8}")
 # "哪几个“办”" asks for the items that share a quoted mark (quotes taken in pairs, in order).
 _QUOTED = re.compile(r"“([^”]*)”|\"([^\"]*)\"|「([^」]*)」")
 RETRO_SECTION = re.compile(r"发展现状|发展背景|成效回顾|主要成效|工作回顾|主要成绩|发展基础")
+_TIMEY = re.compile(r"[天日月年时内前后次多少几]")  # 天内, 前要, 多次: the asked period, not the topic
 _ARTICLE = re.compile(r"第[一二三四五六七八九十百零〇\d]+条")
 _NUM = r"(?:\d[\d,.]*|[一二两三四五六七八九十百千万]+)"
 
@@ -173,8 +175,15 @@ def score_sentences(
         marks.append("与")  # pairs: "执法与服务结合、惩罚与教育互济"
     head = head_noun(question)
     # Anchors are topic words: 年底/期限/比例 are the asked attribute itself, whatever their IDF.
+    # Only whole two-character words: a bigram cut from a longer word (长时间 → 长时, 开发商 → 发商)
+    # is rare in the index because no text writes it, not because it names the topic.
+    words = {w for w in question_words(question, drop) if len(w) == 2 and not _TIMEY.search(w)}
     known = sorted(
-        (t for t in terms if t in idf and not (DATE_Q.search(t) or NUM_Q.search(t) or HAS_DATE.search(t))),
+        (
+            t
+            for t in terms
+            if t in idf and t in words and not (DATE_Q.search(t) or NUM_Q.search(t) or HAS_DATE.search(t))
+        ),
         key=lambda t: -idf[t],
     )
     out: list[Scored] = []
