@@ -175,9 +175,15 @@ def score_sentences(
         marks.append("与")  # pairs: "执法与服务结合、惩罚与教育互济"
     head = head_noun(question)
     # Anchors are topic words: 年底/期限/比例 are the asked attribute itself, whatever their IDF.
-    # Only whole two-character words: a bigram cut from a longer word (长时间 → 长时, 开发商 → 发商)
-    # is rare in the index because no text writes it, not because it names the topic.
-    words = {w for w in question_words(question, drop) if len(w) == 2 and not _TIMEY.search(w)}
+    # Only two-character words and the aligned halves of longer compounds (行政复议 → 行政, 复议;
+    # 开发商 → 开发): a bigram straddling two morphemes (发商, 政复) is rare in the index because
+    # no text writes it, not because it names the topic.
+    words = {
+        w[i : i + 2]
+        for w in question_words(question, drop)
+        for i in range(0, len(w) - 1, 2)
+        if not _TIMEY.search(w[i : i + 2])
+    }
     known = sorted(
         (
             t
