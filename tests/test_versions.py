@@ -339,3 +339,21 @@ def test_llm_answers_keep_the_version_of_what_they_cite(versions_settings: Setti
     assert a.citations[0].chunk == quoted.chunk
     assert a.citations[0].version == quoted.version
     assert answer_dict(a)["citations"][0]["version_label"] == quoted.version.label
+
+
+def test_numbered_files_without_titles_are_not_versions(tmp_path: Path, embedder: Embedder) -> None:
+    """A collection of passages named DEV_1001, DEV_1002 … (titles from file names, no dates, no
+    history) is not one document in many versions: none may be marked superseded."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i, text in enumerate(["长江是中国第一长河，全长约六千三百公里。\n1932年3月1日", "黄河是中国第二长河，全长约五千四百公里。"]):
+        (docs / f"DEV_{1001 + i}.txt").write_text(text, "utf-8")
+    settings = Settings(index_dir=tmp_path / "index", data_dir=tmp_path / "data")
+    assert ingest([docs], settings, embedder).ok
+    pipe = Pipeline(settings, embedder)
+    try:
+        assert not any(d.get("superseded_by") for d in pipe.documents())
+        a = pipe.ask("黄河全长约多少公里？")
+        assert "五千四百" in a.answer, a.answer
+    finally:
+        pipe.index.close()

@@ -45,6 +45,7 @@ _TRAILING_NOTE_RE = re.compile(
 )
 _NOTE_WORDS_RE = re.compile(r"\d|年|版|修正|修订|草案|试行|暂行本|文本")
 _PERIOD_RE = re.compile(r"\d{4}\s*年?\s*[-—–~～至到]\s*\d{4}")
+_CJK_RE = re.compile(r"[\u3400-\u9fff]")
 _PUNCT_RE = re.compile(r"[\s《》〈〉“”\"'·・]")
 UNKNOWN_DATE = ""
 
@@ -133,6 +134,10 @@ def version_info(doc: Document) -> VersionInfo:
     steps = history(doc.text)
     title = normalise_title(doc.title)
     titles = tuple(dict.fromkeys((title, *amended_titles(doc.text))))
+    # A title that names no document ("DEV_1000" from a file name, "通知") says nothing about
+    # versions: numbered files of one collection are not versions of each other.
+    if len(_CJK_RE.findall(title)) < 4:
+        titles = tuple(t for t in titles[1:] if len(_CJK_RE.findall(t)) >= 4)
     date = steps[-1].date if steps else (doc.date or UNKNOWN_DATE)
     return VersionInfo(
         key=f"{title}|{_place_of(doc.district)}|{_issuer_of(doc.issuer)}",
