@@ -346,7 +346,9 @@ def test_numbered_files_without_titles_are_not_versions(tmp_path: Path, embedder
     history) is not one document in many versions: none may be marked superseded."""
     docs = tmp_path / "docs"
     docs.mkdir()
-    for i, text in enumerate(["长江是中国第一长河，全长约六千三百公里。\n1932年3月1日", "黄河是中国第二长河，全长约五千四百公里。"]):
+    for i, text in enumerate(
+        ["长江是中国第一长河，全长约六千三百公里。\n1932年3月1日", "黄河是中国第二长河，全长约五千四百公里。"]
+    ):
         (docs / f"DEV_{1001 + i}.txt").write_text(text, "utf-8")
     settings = Settings(index_dir=tmp_path / "index", data_dir=tmp_path / "data")
     assert ingest([docs], settings, embedder).ok
