@@ -36,15 +36,12 @@ _ORDINAL_FIRST = re.compile(r"(?:^|[：:，,])\s*(?:一是|第一[，,、])")
 _ORDINAL_NEXT = re.compile(r"\s*(?:[二三四五六七八九十]是|第[二三四五六七八九十][，,、])")
 _ITEM_TITLE = re.compile(r"^(?:[（(]?[一二三四五六七八九十\d]+[)）]?[.．、]?)\s*\S{0,30}?[。：:]?$")
 HAS_DATE = re.compile(r"\d{4}\s*年|年底|年前|年内|月底|\d+月|每年|“十四五”期间|期间")
-# Regulations write amounts and periods in Chinese numerals: 一千元, 十五日, 二倍, 十八周岁.
-HAS_NUM = re.compile(
-    r"\d|百分之|[一二三四五六七八九十百千万两]+(?:个|项|家|次|件|名|级|类|成|元|日|天|倍|周岁|岁|人|年|月|小时|学时|户|所|条)"
-)
-# Regulations write figures in Chinese numerals: "处五千元以上五万元以下的罚款", "十五日内".
-# A numeral with a unit is a figure; a bare one ("三项制度") is not.
-HAS_AMOUNT = re.compile(
-    r"\d|百分之|[一二三四五六七八九十百千万两]+(?:元|日|天|倍|周岁|岁|人|小时|学时|个月|年|次|户|平方米|米|公里|吨)"
-)
+# Regulations write figures in Chinese numerals with a unit: "处五千元以上五万元以下的罚款", "十五日内",
+# 二倍, 十八周岁. A numeral with a unit is a figure; a bare one ("三项制度") is not, for 多少.
+_CN_NUMERAL = "[一二三四五六七八九十百千万两]+"
+_FIGURE_UNITS = "元|日|天|倍|周岁|岁|人|小时|学时|年|次|户"
+HAS_NUM = re.compile(rf"\d|百分之|{_CN_NUMERAL}(?:{_FIGURE_UNITS}|个|项|家|件|名|级|类|成|月|所|条)")
+HAS_AMOUNT = re.compile(rf"\d|百分之|{_CN_NUMERAL}(?:{_FIGURE_UNITS}|个月|平方米|米|公里|吨)")
 # "多久", "多长时间", "期限": a period answers it as well as a date ("十五日内", "三个月", "二年").
 DURATION_Q = re.compile(r"多久|多长时间|多长|期限|时限|几年|几天|几个月|多少天|多少日|多少年|多少个月")
 HAS_DURATION = re.compile(

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rag.core.text import CJK
 from rag.core.types import Chunk, Document
 from rag.ingest.load import load_document
 from rag.ingest.metadata import find_front_matter
@@ -45,7 +46,6 @@ _TRAILING_NOTE_RE = re.compile(
 )
 _NOTE_WORDS_RE = re.compile(r"\d|年|版|修正|修订|草案|试行|暂行本|文本")
 _PERIOD_RE = re.compile(r"\d{4}\s*年?\s*[-—–~～至到]\s*\d{4}")
-_CJK_RE = re.compile(r"[\u3400-\u9fff]")
 _PUNCT_RE = re.compile(r"[\s《》〈〉“”\"'·・]")
 UNKNOWN_DATE = ""
 
@@ -136,8 +136,8 @@ def version_info(doc: Document) -> VersionInfo:
     titles = tuple(dict.fromkeys((title, *amended_titles(doc.text))))
     # A title that names no document ("DEV_1000" from a file name, "通知") says nothing about
     # versions: numbered files of one collection are not versions of each other.
-    if len(_CJK_RE.findall(title)) < 4:
-        titles = tuple(t for t in titles[1:] if len(_CJK_RE.findall(t)) >= 4)
+    if len(CJK.findall(title)) < 4:
+        titles = tuple(t for t in titles[1:] if len(CJK.findall(t)) >= 4)
     date = steps[-1].date if steps else (doc.date or UNKNOWN_DATE)
     return VersionInfo(
         key=f"{title}|{_place_of(doc.district)}|{_issuer_of(doc.issuer)}",
