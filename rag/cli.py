@@ -282,7 +282,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from rag.evaluate import load_dataset, markdown_report, markdown_table, run_eval, write_results
+    from rag.evaluate import is_blind, load_dataset, markdown_report, markdown_table, run_eval, write_results
 
     pipe = _pipeline(args, llm=args.llm)
     reports = []
@@ -307,6 +307,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
         Path(args.report).write_text(markdown_report(reports), "utf-8")
         print(f"report → {args.report}")
+        if any(is_blind(r.name) for r in reports):
+            # Blind failures go to a sealed file beside it (git-ignored): tuning never reads them.
+            sealed = Path(args.report).with_name(Path(args.report).stem + ".sealed.md")
+            sealed.write_text(markdown_report(reports, sealed=True), "utf-8")
+            print(f"blind failures (sealed, do not read while tuning) → {sealed}")
     return 0
 
 

@@ -252,7 +252,14 @@ def write_results(report: Report, path: Path) -> None:
             f.write(json.dumps(x.result, ensure_ascii=False) + "\n")
 
 
-def markdown_report(reports: list[Report]) -> str:
+def is_blind(name: str) -> bool:
+    """A set nobody tunes on: its failures are never printed where the team reads results."""
+    return "blind" in name
+
+
+def markdown_report(reports: list[Report], *, sealed: bool = False) -> str:
+    """The metrics table, then each set's failures. Blind sets' failures are left out (only their
+    count is shown) unless `sealed`, the separate file nobody reads while tuning."""
     out = ["# Evaluation report", "", markdown_table(reports), ""]
     for r in reports:
         reasons = r.fallback_reasons()
@@ -261,6 +268,9 @@ def markdown_report(reports: list[Report]) -> str:
         fails = r.failures()
         out.append(f"## Failures: {r.name} ({len(fails)})")
         out.append("")
+        if is_blind(r.name) and not sealed:
+            out += ["(blind set: failures are written to the sealed report only)", ""]
+            continue
         for x in fails[:60]:
             why = []
             if not x.answer_ok:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from rag.answer.score import AnswerParams, score_sentences
 from rag.core.types import Chunk, Hit
+from rag.query.question import analyse
 from rag.query.terms import head_noun
 
 
 def _scores(question: str, *sentences: str, p: AnswerParams | None = None) -> dict[str, float]:
     chunk = Chunk("c", "d", "".join(sentences), ("三、主要任务", "1. 某项工作"), 0, "某区规划", "某区")
-    scored = score_sentences(question, [Hit(chunk, 1.0)], {}, (), p or AnswerParams())
+    scored = score_sentences(analyse(question), [Hit(chunk, 1.0)], {}, p or AnswerParams())
     return {s.sentence: s.score for s in scored}
 
 
@@ -114,7 +115,7 @@ def test_the_document_title_says_what_its_sentences_are_about() -> None:
     chunk = Chunk("c", "d", "本条例自2021年3月1日起施行。", ("第七章 附则",), 0, "某市社区居家养老服务促进条例", "某市")
     other = Chunk("e", "f", "本市推进社区养老服务设施建设。", ("第二章 规划",), 0, "某市城市规划条例", "某市")
     scored = score_sentences(
-        "社区养老服务条例什么时候开始施行？", [Hit(chunk, 1.0), Hit(other, 1.0)], {}, (), AnswerParams()
+        analyse("社区养老服务条例什么时候开始施行？"), [Hit(chunk, 1.0), Hit(other, 1.0)], {}, AnswerParams()
     )
     best = scored[0]
     assert best.sentence == "本条例自2021年3月1日起施行。"
@@ -130,7 +131,7 @@ def test_a_regulation_article_names_its_subject_once() -> None:
     for p in (AnswerParams(), AnswerParams(anchor_penalty=0.0)):
         scored = {
             s.sentence: s.score
-            for s in score_sentences("住宅不设信报箱，逾期不改正罚多少？", [Hit(article, 1.0)], idf, (), p)
+            for s in score_sentences(analyse("住宅不设信报箱，逾期不改正罚多少？"), [Hit(article, 1.0)], idf, p)
         }
         best = max(scored, key=lambda k: scored[k])
         assert fine in best and scored[best] > 0.35, scored  # with or without the anchor rule
@@ -141,5 +142,5 @@ def test_a_fragment_of_a_longer_word_is_no_anchor() -> None:
     not stand for the topic the figure has to come with."""
     chunk = Chunk("c", "d", "第九条 常务委员会应当在会议闭会后三十日内公开审议结果。", (), 0, "某市人大条例", "某市")
     idf = {"长时": 9.0, "时间": 1.0, "公开": 2.0, "审议": 2.5, "结果": 1.5, "闭会": 4.0}
-    (best,) = score_sentences("闭会后多长时间内要公开审议结果？", [Hit(chunk, 1.0)], idf, (), AnswerParams())
+    (best,) = score_sentences(analyse("闭会后多长时间内要公开审议结果？"), [Hit(chunk, 1.0)], idf, AnswerParams())
     assert best.score > 0.35, best

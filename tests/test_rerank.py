@@ -17,6 +17,7 @@ from rag.core.errors import EmbedderError, InputError
 from rag.core.settings import Settings
 from rag.core.types import Chunk, Hit
 from rag.index.embed import Embedder
+from rag.query.question import analyse
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +93,7 @@ def test_pipeline_follows_a_heavy_reranker(
     st = pipe._acquire()
     try:
         hits = st.retriever.retrieve(question, 24, ["金山区"])
-        scored = score_sentences(question, hits[:CANDIDATES_FOR_ANSWER], st.idf, st.names, pipe.params)[:12]
+        scored = score_sentences(analyse(question, st.names), hits[:CANDIDATES_FOR_ANSWER], st.idf, pipe.params)[:12]
     finally:
         st.release()
     texts = [f"{s.hit.chunk.section_path[-1]} {s.sentence}" for s in scored]

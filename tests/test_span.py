@@ -7,6 +7,7 @@ import pytest
 from rag.answer.cite import answer_dict
 from rag.answer.pipeline import Pipeline
 from rag.answer.span import answer_span
+from rag.query.question import analyse
 
 
 @pytest.mark.parametrize(
@@ -24,7 +25,7 @@ from rag.answer.span import answer_span
     ],
 )
 def test_span_by_question_kind(question: str, sentence: str, span: str | None) -> None:
-    assert answer_span(question, sentence) == span
+    assert answer_span(analyse(question), sentence) == span
 
 
 def test_span_is_in_the_json_contract(pipeline: Pipeline) -> None:

@@ -9,6 +9,7 @@ from rag.answer.score import AnswerParams, score_sentences
 from rag.core.errors import InputError
 from rag.core.settings import Settings
 from rag.core.types import Chunk, Hit
+from rag.query.question import analyse
 from rag.query.synonyms import cilin, make_synonyms, parse_cilin
 
 
@@ -39,6 +40,8 @@ def test_a_synonym_counts_as_the_question_word() -> None:
     official, other = "提升农村基层治理便利度。", "提升城市基层治理便利度。"
     chunk = Chunk("c", "d", official + other, ("三、主要任务", "1. 某项工作"), 0, "某区规划", "某区")
     q = "乡下基层治理有什么打算？"
-    with_syn = {s.sentence: s.coverage for s in score_sentences(q, [Hit(chunk, 1.0)], {}, (), AnswerParams(), cilin())}
-    plain = {s.sentence: s.coverage for s in score_sentences(q, [Hit(chunk, 1.0)], {}, (), AnswerParams())}
+    with_syn = {
+        s.sentence: s.coverage for s in score_sentences(analyse(q, (), cilin()), [Hit(chunk, 1.0)], {}, AnswerParams())
+    }
+    plain = {s.sentence: s.coverage for s in score_sentences(analyse(q), [Hit(chunk, 1.0)], {}, AnswerParams())}
     assert with_syn[official] > with_syn[other] and plain[official] == plain[other]

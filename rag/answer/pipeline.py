@@ -26,6 +26,7 @@ from rag.index.bm25 import bm25_idf
 from rag.index.embed import Embedder, make_embedder
 from rag.index.generations import KIND_SCOPE, Index
 from rag.query.guard import strip_instructions
+from rag.query.question import Question, analyse
 from rag.query.scope import detect_scope, held_by_level, held_places
 from rag.query.synonyms import make_synonyms
 from rag.query.terms import question_words
@@ -245,7 +246,8 @@ class Pipeline:
             answer = Answer(question, ABSTAIN, True, (), tuple(hits[: self.settings.top_k]), {}, {"realtime": True})
         else:
             names = tuple(sorted({*st.names, *scope.spoken}, key=len, reverse=True))  # place names are scope, not topic
-            answer = self._compose(question, self._evidence(st, question, hits, districts, names), hits)
+            q = analyse(question, names, self.synonyms)  # read by every later stage
+            answer = self._compose(q, self._evidence(st, q, hits, districts), hits)
         t2 = time.perf_counter()
         timings = {"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000}
         return replace(answer, timings_ms=timings)
@@ -255,16 +257,14 @@ class Pipeline:
         named = [KIND_SCOPE + kind for kind, rx in KIND_NAMES.items() if rx.search(question)]
         return named if len(named) == 1 and named[0] in st.index.kind_scopes else []
 
-    def _evidence(
-        self, st: _Loaded, question: str, hits: list[Hit], districts: list[str], names: tuple[str, ...]
-    ) -> list[list[Scored]]:
+    def _evidence(self, st: _Loaded, q: Question, hits: list[Hit], districts: list[str]) -> list[list[Scored]]:
         """Evidence per district: one group when scoped, else every district close to the best."""
         p = self.params
         top = hits[:CANDIDATES_FOR_ANSWER]
-        structural = self._structural(st, question, top, districts, names)
+        structural = self._structural(st, q, top, districts)
         if structural:
             return structural
-        scored = self._rerank(question, score_sentences(question, top, st.idf, names, p, self.synonyms))
+        scored = self._rerank(q.text, score_sentences(q, top, st.idf, p))
         # The coverage floor is the lexical stand-in for "on topic"; a reranker judges that itself.
         floor = p.min_coverage if self.reranker is None else 0.0
         if not scored or scored[0].score < self.settings.refusal_threshold or scored[0].coverage < floor:
@@ -296,23 +296,21 @@ class Pipeline:
         ]
         return blend(scored, self.reranker.score(question, texts), self.settings.rerank_weight)
 
-    def _structural(
-        self, st: _Loaded, question: str, hits: list[Hit], districts: list[str], names: tuple[str, ...]
-    ) -> list[list[Scored]]:
+    def _structural(self, st: _Loaded, q: Question, hits: list[Hit], districts: list[str]) -> list[list[Scored]]:
         """Per district, the items of a heading the question names ("哪些基本原则"), from the best hits."""
         groups: list[list[Scored]] = []
         for d in dict.fromkeys(h.chunk.district for h in hits[:3]):
-            items = section_items(question, [h for h in hits[:3] if h.chunk.district == d], st.by_doc, names)
+            items = section_items(q, [h for h in hits[:3] if h.chunk.district == d], st.by_doc)
             if items:
                 groups.append(items)
             if districts or len(st.index.districts) < 2:
                 break
         return groups
 
-    def _compose(self, question: str, groups: list[list[Scored]], hits: list[Hit]) -> Answer:
+    def _compose(self, q: Question, groups: list[list[Scored]], hits: list[Hit]) -> Answer:
         retrieved = tuple(hits[: self.settings.top_k])
         if not groups:
-            return Answer(question, ABSTAIN, True, (), retrieved, {})
+            return Answer(q.text, ABSTAIN, True, (), retrieved, {})
         citations: list[Citation] = []
         lines: list[str] = []
         for group in groups:
@@ -332,8 +330,8 @@ class Pipeline:
                 parts.append("".join(s.sentence for s in sents) + f"[{n}]")
             prefix = f"{group[0].hit.chunk.district}：" if len(groups) > 1 and group[0].hit.chunk.district else ""
             lines.append(prefix + "".join(parts))
-        span = answer_span(question, citations[0].quote) if len(groups) == 1 else None
-        return Answer(question, "\n".join(lines), False, tuple(citations), retrieved, {}, {"answer_span": span})
+        span = answer_span(q, citations[0].quote) if len(groups) == 1 else None
+        return Answer(q.text, "\n".join(lines), False, tuple(citations), retrieved, {}, {"answer_span": span})
 
     def _refuse_unknown(self, question: str, unknown: tuple[str, ...], hits: list[Hit], districts: list[str]) -> Answer:
         held = held_by_level(districts)

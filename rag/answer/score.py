@@ -14,23 +14,8 @@ from dataclasses import dataclass
 
 from rag.core.text import CJK, normalise, split_sentences
 from rag.core.types import Hit
-from rag.query.terms import (
-    DATE_Q,
-    FUTURE_Q,
-    HOW_MANY_Q,
-    NUM_Q,
-    ORDINAL_Q,
-    PAST_Q,
-    RANK_Q,
-    defined_term,
-    head_noun,
-    query_terms,
-    question_kind,
-    question_words,
-    required_unit,
-    synonym_alts,
-    trigrams,
-)
+from rag.query.question import Question
+from rag.query.terms import DATE_Q, HOW_MANY_Q, NUM_Q
 
 _ORDINAL_FIRST = re.compile(r"(?:^|[：:，,])\s*(?:一是|第一[，,、])")
 _ORDINAL_NEXT = re.compile(r"\s*(?:[二三四五六七八九十]是|第[二三四五六七八九十][，,、])")
@@ -64,7 +49,6 @@ HAS_ORDINAL = re.compile(
 # A run of short items joined by 、 ("马上办、网上办、就近办"): what a list question wants.
 _ENUM = re.compile(r"(?:[\u3400-\u9fff]{1,8}、)+[\u3400-\u9fff]{1,8}")
 # "哪几个“办”" asks for the items that share a quoted mark (quotes taken in pairs, in order).
-_QUOTED = re.compile(r"“([^”]*)”|\"([^\"]*)\"|「([^」]*)」")
 RETRO_SECTION = re.compile(r"发展现状|发展背景|成效回顾|主要成效|工作回顾|主要成绩|发展基础")
 _TIMEY = re.compile(r"[天日月年时内前后次多少几]")  # 天内, 前要, 多次: the asked period, not the topic
 _ARTICLE = re.compile(r"第[一二三四五六七八九十百零〇\d]+条")
@@ -143,44 +127,24 @@ def _coverage(
     return got / total if total else 0.0
 
 
-def score_sentences(
-    question: str,
-    hits: list[Hit],
-    idf: dict[str, float],
-    drop: tuple[str, ...],
-    p: AnswerParams,
-    synonyms: Mapping[str, frozenset[str]] | None = None,
-) -> list[Scored]:
+def score_sentences(q: Question, hits: list[Hit], idf: dict[str, float], p: AnswerParams) -> list[Scored]:
     """Every sentence of every hit, scored, best first. A question word is also found as one of
-    its `synonyms` (rag/synonyms.py)."""
-    terms = query_terms(question, drop)
-    alts = synonym_alts(question, drop, synonyms or {})
+    its synonyms (`q.alts`, rag/query/synonyms.py)."""
+    terms, alts, tri, kind, nq, unit = list(q.terms), q.alts, list(q.trigrams), q.kind, q.normalised, q.unit
     # A term the index has never seen is as specific as it gets: weigh it like the rarest one
     # (computed once per question: per sentence it was most of the latency at 100k chunks).
     unseen = max(idf.values(), default=1.0)
-    tri = trigrams(terms)
-    kind = question_kind(question)
-    nq = normalise(question)
-    unit = required_unit(question)
-    term = defined_term(question) if kind == "definition" else None
-    past_q, future_q = bool(PAST_Q.search(nq)), bool(FUTURE_Q.search(nq))
+    term = q.defined
+    past_q, future_q = q.past, q.future
     duration_q = bool(DURATION_Q.search(nq))
-    rank_q, ordinal_q = bool(RANK_Q.search(nq)), bool(ORDINAL_Q.search(nq))
-    quoted = ["".join(g) for g in _QUOTED.findall(nq)]
-    marks = [m for m in quoted if 1 <= len(m) <= 2 and CJK.match(m)] if kind == "list" else []
-    if kind == "list" and "几对" in nq:
-        marks.append("与")  # pairs: "执法与服务结合、惩罚与教育互济"
-    head = head_noun(question)
+    rank_q, ordinal_q = q.rank, q.ordinal
+    marks = list(q.marks)
+    head = q.head
     # Anchors are topic words: 年底/期限/比例 are the asked attribute itself, whatever their IDF.
     # Only two-character words and the aligned halves of longer compounds (行政复议 → 行政, 复议;
     # 开发商 → 开发): a bigram straddling two morphemes (发商, 政复) is rare in the index because
     # no text writes it, not because it names the topic.
-    words = {
-        w[i : i + 2]
-        for w in question_words(question, drop)
-        for i in range(0, len(w) - 1, 2)
-        if not _TIMEY.search(w[i : i + 2])
-    }
+    words = {w[i : i + 2] for w in q.words for i in range(0, len(w) - 1, 2) if not _TIMEY.search(w[i : i + 2])}
     known = sorted(
         (
             t

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from rag.query.terms import question_kind, required_unit
+from rag.query.question import Question
 
 _NUM = r"(?:\d[\d,.]*[万亿千百]?|[一二两三四五六七八九十百千万亿]+)(?:余|多)?"
 _DATE = re.compile(
@@ -30,14 +30,14 @@ _ENUM = re.compile(rf"(?:{_ITEM}、)+{_ITEM}(?:(?:和|及|以及){_ITEM})?")
 _LEAD = re.compile(r"^(?:包括|包含|主要有|分别是|分别为|有|是|为)")
 
 
-def answer_span(question: str, sentence: str) -> str | None:
+def answer_span(question: Question, sentence: str) -> str | None:
     """The date, figure, office or list in `sentence` that the question asks for."""
-    kind = question_kind(question)
+    kind = question.kind
     text = re.sub(r"\[\d+\]", "", sentence)
     if kind == "date":
         m = _DATE.search(text)
     elif kind == "number":
-        unit = required_unit(question)
+        unit = question.unit
         found = list(_FIGURE.finditer(text))
         m = next((f for f in found if unit and unit in f.group()), found[0] if found else None)
     elif kind == "who":

@@ -12,7 +12,7 @@ from rag.answer.score import Scored
 from rag.core.text import normalise
 from rag.core.types import Chunk, Hit
 from rag.ingest.chunk import strip_marker
-from rag.query.terms import query_terms, question_kind
+from rag.query.question import Question
 
 _LEAD = re.compile(r"^\s*[—－-]{1,2}\s*([^。；，\n]{2,40})[。；，]")
 MIN_NAME = 3  # a heading name this short ("总则") is too generic to match a question on
@@ -46,18 +46,16 @@ def _leads(prefix: tuple[str, ...], chunks: Sequence[Chunk]) -> list[tuple[str, 
     return out
 
 
-def section_items(
-    question: str, hits: Iterable[Hit], by_doc: dict[str, list[Chunk]], drop: tuple[str, ...] = ()
-) -> list[Scored] | None:
+def section_items(question: Question, hits: Iterable[Hit], by_doc: dict[str, list[Chunk]]) -> list[Scored] | None:
     """The items of the heading a list question names, as evidence, or None when it names none.
 
     Looks at the headings of the best hits; a heading matches when its name (without numbering)
     is in the question. Its items are its sub-headings, else the "——" leads of its paragraphs.
     """
-    q = normalise(question)
-    if question_kind(question) != "list":
+    q = question.normalised
+    if question.kind != "list":
         return None
-    terms = query_terms(question, drop)
+    terms = question.terms
     for hit in hits:
         path = hit.chunk.section_path
         doc_title = normalise(hit.chunk.title)

@@ -128,16 +128,6 @@ def head_noun(question: str) -> str | None:
     return first if len(first) >= 2 and first not in _VAGUE_HEADS else None
 
 
-def question_kind(question: str) -> str:
-    q = normalise(question)
-    if re.search(r"哪几(?![年天月日])|有哪些|包括哪", q) and not re.search(r"多少|比例", q):
-        return "list"  # "哪几个“办”" asks for the items, not for a count
-    for kind, rx in (("date", DATE_Q), ("number", NUM_Q), ("definition", DEF_Q), ("list", LIST_Q), ("who", WHO_Q)):
-        if rx.search(q):
-            return kind
-    return "fact"
-
-
 def synonym_alts(
     question: str, drop: tuple[str, ...], synonyms: Mapping[str, frozenset[str]]
 ) -> dict[str, frozenset[str]]:
