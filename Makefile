@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 INDEX ?= data/index
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: setup run ingest test check lint typecheck eval eval-all eval-cmrc bench load soak clean
+.PHONY: setup run ingest test check lint typecheck train eval eval-all eval-cmrc bench load soak clean
 
 setup: $(STAMP)
 
@@ -30,7 +30,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check rag tests app.py bench eval
-	$(BIN)/ruff format --check rag tests app.py bench eval/cmrc.py
+	$(BIN)/ruff format --check rag tests app.py bench eval/cmrc.py eval/train_span.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -52,6 +52,10 @@ eval-all: $(STAMP)
 		eval/qa_regions_blind.jsonl eval/qa_shanghai_blind.jsonl eval/qa_versions.jsonl --index $(ALL_INDEX) \
 		--report eval/report_all.md
 	$(BIN)/python eval/cmrc.py
+
+# The answer-span model: trained on CMRC 2018 trial + DRCD test, reported on CMRC dev + DRCD dev.
+train: $(STAMP)
+	$(BIN)/python eval/train_span.py
 
 eval-cmrc: $(STAMP)
 	$(BIN)/python eval/cmrc.py

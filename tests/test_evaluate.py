@@ -85,6 +85,8 @@ def test_one_intent_table_reads_every_question_form() -> None:
         "如何申请补贴？": ("how", "fact"),
         "外地户籍能否申请？": ("yes_no", "fact"),
         "他最早创作的小说叫什么名字？": ("which", "fact"),
+        "这种节奏型称为什么？": ("which", "fact"),  # 称为什么 is not 为什么
+        "由哪家公司运营？": ("which", "fact"),
         "本条例的适用范围。": ("fact", "fact"),
     }
     for text, (intent, kind) in cases.items():

@@ -6,7 +6,7 @@ import pytest
 
 from rag.answer.cite import answer_dict
 from rag.answer.pipeline import Pipeline
-from rag.answer.span import answer_span
+from rag.answer.span import rule_span
 from rag.query.question import analyse
 
 
@@ -24,8 +24,8 @@ from rag.query.question import analyse
         ("条例的目的是什么？", "为了保护和改善环境，制定本条例。", None),
     ],
 )
-def test_span_by_question_kind(question: str, sentence: str, span: str | None) -> None:
-    assert answer_span(analyse(question), sentence) == span
+def test_pattern_span_by_question_kind(question: str, sentence: str, span: str | None) -> None:
+    assert rule_span(analyse(question), sentence) == span
 
 
 def test_span_is_in_the_json_contract(pipeline: Pipeline) -> None:

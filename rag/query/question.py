@@ -49,16 +49,16 @@ INTENTS: tuple[Intent, ...] = (
     Intent("which_ones", re.compile(r"哪几(?![年天月日])|有哪些|包括哪"), "list", True, re.compile(r"多少|比例")),
     Intent("when", DATE_Q, "date", True),
     Intent("how_many", NUM_Q, "number", True),
-    Intent("what_is", DEF_Q, "definition", False),
+    Intent("what_is", DEF_Q, "definition", True),
     Intent("which_ones", LIST_Q, "list", True),
     Intent("who", WHO_Q, "who", True),
     Intent(
         "where", re.compile(r"哪里|哪儿|何处|何地|什么地方|哪个(?:国家|城市|省|地区|地方)|哪座|位于|在哪"), "fact", True
     ),
-    Intent("why", re.compile(r"为什么|为何|什么原因|原因是|因为什么|目的是什么"), "fact", False),
+    Intent("why", re.compile(r"(?<![称成作认视叫名])为什么|为何|什么原因|原因是|因为什么|目的是什么"), "fact", False),
     Intent("how", re.compile(r"如何|怎样|怎么(?!样)|什么方式|什么办法|什么途径|步骤|流程|程序"), "fact", False),
     Intent("yes_no", re.compile(r"是否|是不是|有没有|能否|可否|可不可以|能不能|会不会|吗[？?]?$"), "fact", False),
-    Intent("which", re.compile(r"什么|哪个|哪种|哪一|哪位|何种|啥"), "fact", True),
+    Intent("which", re.compile(r"什么|哪|何种|啥"), "fact", True),
 )
 FACT = Intent("fact", re.compile(r"(?!)"), "fact", False)
 

@@ -1,0 +1,265 @@
+"""Train the answer-span model (rag/answer/span.py) and measure it against the rule spans.
+
+Trained on: CMRC 2018 trial and DRCD test (Traditional → Simplified with OpenCC). Held out, never
+trained on: CMRC 2018 dev and DRCD dev. Each question's passage is given; the model learns which
+run of words in the sentence holding a gold answer is that answer (a candidate is positive when
+its CMRC F1 against a gold is at least POSITIVE_F1). C and the confidence threshold are chosen on a
+validation split of the training questions only. Fixed seed; a few minutes on 2 cores.
+
+    .venv/bin/python eval/train_span.py [--limit N] [--out rag/answer/span_model.json] [--no-eval | --eval-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import random
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.answer.score import AnswerParams, score_sentences, select_evidence
+from rag.answer.span import MODEL_PATH, SpanModel, learned_span, rule_span
+from rag.answer.span_features import FEATURES, features
+from rag.core.text import normalise, split_sentences
+from rag.core.types import Chunk, Hit
+from rag.evaluate import em_f1
+from rag.query.question import Question, analyse
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT.parent / "shared" / "bench"
+REPORT = ROOT / "eval" / "span_report.md"
+SEED = 13
+POSITIVE_F1 = 0.8
+NEGATIVES = 40  # sampled per question, besides every near miss
+
+
+@dataclass(frozen=True)
+class Item:
+    question: str
+    passage: str
+    golds: tuple[str, ...]
+
+
+def cmrc(path: Path) -> Iterator[Item]:
+    for it in json.loads(path.read_text("utf-8")):
+        for q in it["qas"]:
+            golds = tuple(str(a) for a in q["answers"] if str(a).strip())
+            yield Item(q["query_text"], it["context_text"], golds)
+
+
+def drcd(path: Path) -> Iterator[Item]:
+    import opencc  # dev dependency: opencc-python-reimplemented
+
+    t2s = opencc.OpenCC("t2s").convert
+    for art in json.loads(path.read_text("utf-8"))["data"]:
+        for para in art["paragraphs"]:
+            ctx = t2s(para["context"])
+            for q in para["qas"]:
+                golds = tuple(t2s(a["text"]) for a in q["answers"] if a["text"].strip())
+                yield Item(t2s(q["question"]), ctx, golds)
+
+
+def gold_sentence(item: Item) -> str | None:
+    gs = [normalise(g) for g in item.golds]
+    return next((s for s in split_sentences(item.passage, drop_blank=True) if any(g in normalise(s) for g in gs)), None)
+
+
+@dataclass
+class Example:
+    item: Item
+    q: Question
+    x: np.ndarray
+    f1: np.ndarray
+    texts: list[str]
+
+
+def examples(items: list[Item]) -> list[Example]:
+    out = []
+    for it in items:
+        sent = gold_sentence(it)
+        if sent is None:
+            continue
+        q = analyse(it.question)
+        spans, x = features(q, sent)
+        if not spans:
+            continue
+        texts = [sent[a:b] for a, b in spans]
+        f1 = np.asarray([em_f1(t, list(it.golds))[1] for t in texts], dtype=np.float32)
+        out.append(Example(it, q, x, f1, texts))
+    return out
+
+
+def training_rows(data: list[Example], rng: random.Random) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = [], []
+    for ex in data:
+        pos = np.flatnonzero(ex.f1 >= POSITIVE_F1)
+        if not len(pos):
+            continue
+        near = np.flatnonzero((ex.f1 > 0) & (ex.f1 < POSITIVE_F1))
+        far = np.flatnonzero(ex.f1 == 0)
+        far = np.asarray(rng.sample(list(far), min(NEGATIVES, len(far))), dtype=int)
+        idx = np.concatenate([pos, near, far]).astype(int)
+        xs.append(ex.x[idx])
+        ys.append((ex.f1[idx] >= POSITIVE_F1).astype(np.float32))
+    return np.vstack(xs), np.concatenate(ys)
+
+
+def fit(data: list[Example], leaves: int) -> Any:
+    import lightgbm
+
+    x, y = training_rows(data, random.Random(SEED))
+    clf = lightgbm.LGBMClassifier(
+        n_estimators=300,
+        learning_rate=0.05,
+        num_leaves=leaves,
+        min_child_samples=20,
+        subsample=0.8,
+        subsample_freq=1,
+        colsample_bytree=0.8,
+        random_state=SEED,
+        n_jobs=2,
+        deterministic=True,
+        force_row_wise=True,
+        verbose=-1,
+    )
+    clf.fit(x, y)
+    return clf.booster_
+
+
+def oracle_f1(model: SpanModel, data: list[Example], threshold: float) -> float:
+    """Mean F1 with the gold sentence given: the span when confident (and asked for), else the sentence."""
+    total = 0.0
+    for ex in data:
+        p = model.probabilities(ex.x)
+        k = int(np.argmax(p))
+        sent = gold_sentence(ex.item) or ""
+        pred = ex.texts[k] if ex.q.wants_span and p[k] >= threshold else sent
+        total += em_f1(pred, list(ex.item.golds))[1]
+    return total / max(len(data), 1)
+
+
+def idf_of(items: list[Item]) -> dict[str, float]:
+    """Bigram and character IDF over a set's passages (as BM25 'char' tokens would give)."""
+    df: Counter[str] = Counter()
+    passages = list(dict.fromkeys(i.passage for i in items))
+    for p in passages:
+        t = normalise(p)
+        df.update({*t, *(t[i : i + 2] for i in range(len(t) - 1))})
+    n = len(passages)
+    return {k: math.log(1.0 + (n - v + 0.5) / (v + 0.5)) for k, v in df.items()}
+
+
+MODES = ("none", "rules", "learned", "shipped")
+
+
+def measure(items: list[Item], model: SpanModel) -> dict[str, dict[str, float]]:
+    """The pipeline's sentence choice with the passage given, then each way of taking a span:
+    gold inside the evidence, EM/F1 on the span (else the evidence), mean chars of what is scored."""
+    idf = idf_of(items)
+    p = AnswerParams()
+    sums = {m: [0.0, 0.0, 0.0, 0.0] for m in MODES}
+    for it in items:
+        q = analyse(it.question)
+        chunk = Chunk(id="c", doc_id="d", text=it.passage, section_path=(), order=0)
+        scored = score_sentences(q, [Hit(chunk, 1.0)], idf, p)
+        for mode in MODES:
+            ev = select_evidence(scored, p)
+            text = "".join(s.sentence for s in ev)
+            first = ev[0].sentence if ev else ""
+            if mode == "none":
+                span = None
+            elif mode == "rules":
+                span = rule_span(q, first)
+            elif mode == "learned":
+                span = learned_span(q, first, model)
+            else:
+                span = learned_span(q, first, model) or rule_span(q, first)
+            pred = span or text
+            em, f1 = em_f1(pred, list(it.golds))
+            inside = float(any(normalise(g) in normalise(text) for g in it.golds))
+            acc = sums[mode]
+            acc[0], acc[1], acc[2], acc[3] = acc[0] + inside, acc[1] + em, acc[2] + f1, acc[3] + len(pred)
+    n = max(len(items), 1)
+    return {m: {"gold_inside": v[0] / n, "em": v[1] / n, "f1": v[2] / n, "chars": v[3] / n} for m, v in sums.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--limit", type=int, default=0, help="first N questions of each set (a quick run)")
+    ap.add_argument("--out", default=str(MODEL_PATH))
+    ap.add_argument("--no-eval", action="store_true", help="train only; skip the held-out comparison")
+    ap.add_argument("--eval-only", action="store_true", help="report the model at --out without retraining")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+
+    def cut(xs: Iterator[Item]) -> list[Item]:
+        return list(itertools.islice(xs, args.limit or None))
+
+    train_sets = {
+        "cmrc_trial": cut(cmrc(BENCH / "cmrc2018_trial.json")),
+        "drcd_test": cut(drcd(BENCH / "drcd_test.json")),
+    }
+    if not args.eval_only:
+        data = [ex for items in train_sets.values() for ex in examples(items)]
+        rng = random.Random(SEED)
+        rng.shuffle(data)
+        n_val = max(1, len(data) // 5)
+        val, tr = data[:n_val], data[n_val:]
+        grid = [(c, t) for c in (15, 31) for t in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)]
+        fitted = {c: SpanModel(fit(tr, c), 0.0) for c in sorted({c for c, _ in grid})}
+        scores = {(c, t): oracle_f1(fitted[c], val, t) for c, t in grid}
+        c, threshold = max(grid, key=lambda k: (scores[k], -k[0]))
+        final = fit(data, c)
+        out = {
+            "features": list(FEATURES),
+            "threshold": threshold,
+            "num_leaves": c,
+            "positive_f1": POSITIVE_F1,
+            "trained_on": {k: len(v) for k, v in train_sets.items()},
+            "validation_f1_gold_sentence": round(scores[(c, threshold)], 4),
+            "booster": final.model_to_string(),
+        }
+        Path(args.out).write_text(json.dumps(out, ensure_ascii=False, indent=0) + "\n", "utf-8")
+        print(
+            f"trained on {len(data)} questions in {time.perf_counter() - t0:.0f}s: leaves={c} threshold={threshold}, "
+            f"validation F1 (gold sentence) {scores[(c, threshold)]:.3f}"
+        )
+    if args.no_eval:
+        return
+    model = SpanModel.load(Path(args.out))
+    meta = json.loads(Path(args.out).read_text("utf-8"))
+    c, threshold = meta["num_leaves"], meta["threshold"]
+    held = {
+        "cmrc_dev (held out)": cut(cmrc(BENCH / "cmrc2018_dev.json")),
+        "drcd_dev (held out)": cut(drcd(BENCH / "drcd_dev.json")),
+        **{f"{k} (trained on)": v for k, v in train_sets.items()},
+    }
+    lines = ["| set | n | span | gold inside | EM | F1 | mean chars |", "|---|---|---|---|---|---|---|"]
+    for name, items in held.items():
+        results = measure(items, model)
+        for how, r in results.items():
+            lines.append(
+                f"| {name} | {len(items)} | {how} | {r['gold_inside']:.3f} | {r['em']:.3f} | {r['f1']:.3f} | {r['chars']:.1f} |"
+            )
+            print(lines[-1], flush=True)
+    print(f"{time.perf_counter() - t0:.0f}s")
+    if not args.limit:
+        REPORT.write_text(
+            "# `make train`: answer spans, passage given\n\n"
+            f"num_leaves={c}, threshold={threshold} (validation split of the training questions). Spans: none = the "
+            "evidence sentence(s); rules = the date/figure/office/list patterns; learned = the model alone; "
+            "shipped = what `answer_span` does. EM/F1: CMRC 2018 definitions.\n\n" + "\n".join(lines) + "\n",
+            "utf-8",
+        )
+
+
+if __name__ == "__main__":
+    main()
