@@ -53,7 +53,7 @@ eval-all: $(STAMP)
 		--report eval/report_all.md
 	$(BIN)/python eval/cmrc.py
 
-# The answer-span model: trained on CMRC 2018 trial + DRCD test, reported on CMRC dev + DRCD dev.
+# The answer-span model: trained on CMRC 2018 trial + DRCD test + the tuning sets, reported on CMRC dev + DRCD dev.
 train: $(STAMP)
 	$(BIN)/python eval/train_span.py
 
