@@ -54,7 +54,7 @@ class Baseline:
         self.k = k
 
     def count(self) -> int:
-        return int(self.vs._collection.count())
+        return len(self.vs.get(include=[])["ids"])  # public API; ids are all a count needs
 
     def ask(self, question: str) -> Answer:
         t0 = time.perf_counter()

@@ -15,6 +15,7 @@ import json
 import re
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from rag.answer.cite import answer_dict
@@ -30,22 +31,19 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "bench" / "cmrc2018_dev.
 REPORT = Path(__file__).resolve().parent / "cmrc_report.md"
 
 
-def from_squad(raw: dict) -> list[dict]:
-    """DRCD (SQuAD format, Traditional Chinese) as CMRC items in Simplified Chinese."""
+def from_squad(raw: dict) -> Iterator[dict]:
+    """DRCD (SQuAD format, Traditional Chinese) as CMRC items in Simplified Chinese, one
+    paragraph at a time (eval/train_span.py reads only the first few for a quick run)."""
     import opencc  # dev dependency: opencc-python-reimplemented
 
     t2s = opencc.OpenCC("t2s").convert
-    items = []
     for art in raw["data"]:
         for k, para in enumerate(art["paragraphs"]):
             qas = [
                 {"query_text": t2s(q["question"]), "answers": [t2s(a["text"]) for a in q["answers"]]}
                 for q in para["qas"]
             ]
-            items.append(
-                {"context_id": f"{art.get('id', 'DRCD')}_{k}", "context_text": t2s(para["context"]), "qas": qas}
-            )
-    return items
+            yield {"context_id": f"{art.get('id', 'DRCD')}_{k}", "context_text": t2s(para["context"]), "qas": qas}
 
 
 def main() -> None:
@@ -56,7 +54,7 @@ def main() -> None:
     args = ap.parse_args()
     quiet_and_fast()
     raw = json.loads(Path(args.data).read_text("utf-8"))
-    items = raw if isinstance(raw, list) else from_squad(raw)
+    items = raw if isinstance(raw, list) else list(from_squad(raw))
     work = Path(args.index) if args.index else Path(tempfile.mkdtemp(prefix="cmrc-"))
     docs = work / "docs"
     docs.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from cmrc import from_squad  # eval/, the script's own folder
 
 from rag.answer.score import AnswerParams, score_sentences, select_evidence
 from rag.answer.span import MODEL_PATH, SpanModel, learned_span, rule_span
@@ -61,15 +62,10 @@ def cmrc(path: Path) -> Iterator[Item]:
 
 
 def drcd(path: Path) -> Iterator[Item]:
-    import opencc  # dev dependency: opencc-python-reimplemented
-
-    t2s = opencc.OpenCC("t2s").convert
-    for art in json.loads(path.read_text("utf-8"))["data"]:
-        for para in art["paragraphs"]:
-            ctx = t2s(para["context"])
-            for q in para["qas"]:
-                golds = tuple(t2s(a["text"]) for a in q["answers"] if a["text"].strip())
-                yield Item(t2s(q["question"]), ctx, golds)
+    """DRCD through eval/cmrc.py's conversion (Traditional → Simplified, CMRC's item shape)."""
+    for it in from_squad(json.loads(path.read_text("utf-8"))):
+        for q in it["qas"]:
+            yield Item(q["query_text"], it["context_text"], tuple(a for a in q["answers"] if a.strip()))
 
 
 def tuning_questions(paths: list[Path]) -> Iterator[Item]:

@@ -104,7 +104,7 @@ def test_scoped_search_paths_agree(
     monkeypatch.setattr(store_mod, "SUBSET_MAX_VECTORS", 0)  # every scope is "large"
     if path == "chroma-where":
         monkeypatch.setattr(store_mod, "OVERFETCH_MAX", 1)  # too few neighbours: Chroma filters
-    fresh = ChromaStore(chroma._client, embedder, chroma.name, create=False)
+    fresh = ChromaStore(chroma.client, embedder, chroma.name, create=False)
     other = fresh.search(q, 4, ["静安区", "金山区"])
     assert [i for i, _ in exact] == [i for i, _ in other]
     np.testing.assert_allclose([s for _, s in exact], [s for _, s in other], atol=1e-4)
@@ -112,7 +112,7 @@ def test_scoped_search_paths_agree(
 
 def test_open_missing_collection_is_a_store_error(chroma: ChromaStore, embedder: Embedder) -> None:
     with pytest.raises(StoreError, match="no collection"):
-        ChromaStore(chroma._client, embedder, "zhengce-absent", create=False)
+        ChromaStore(chroma.client, embedder, "zhengce-absent", create=False)
 
 
 def test_delete_docs_and_vectors(chroma: ChromaStore) -> None:

@@ -14,7 +14,7 @@ from langchain_core.retrievers import BaseRetriever
 from rag.answer.rerank import Reranker, blend, make_reranker
 from rag.answer.retrieve import HybridRetriever
 from rag.answer.score import AnswerParams, Scored, score_sentences, select_evidence
-from rag.answer.span import answer_span
+from rag.answer.span import answer_span, shipped_model
 from rag.answer.structure import lead_in_items, section_items
 from rag.answer.timetable import timetable_answer
 from rag.answer.versions import VersionedRetriever, answer_in_versions
@@ -123,6 +123,7 @@ class Pipeline:
         # After the index: a missing index should not cost a model load on every retry.
         self.reranker = reranker or make_reranker(settings)
         self.synonyms = make_synonyms(settings)
+        shipped_model()  # the span model loads now, not in a user's first request
 
     def _load(self, index: Index) -> None:
         self._st = _Loaded(index, self.settings)

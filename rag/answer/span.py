@@ -44,6 +44,11 @@ _LEAD = re.compile(r"^(?:包括|包含|主要有|分别是|分别为|有|是|为
 
 
 MODEL_PATH = Path(__file__).with_name("span_model.json")
+_CITE = re.compile(r"\[\d+\]")
+
+
+def _unmarked(sentence: str) -> str:
+    return _CITE.sub("", sentence)
 
 
 class SpanModel:
@@ -101,7 +106,7 @@ def answer_span(question: Question, sentence: str, model: SpanModel | None = Non
 def rule_span(question: Question, sentence: str) -> str | None:
     """The date, figure, office or list in `sentence` that the question asks for."""
     kind = question.kind
-    text = re.sub(r"\[\d+\]", "", sentence)
+    text = _unmarked(sentence)
     if kind == "date":
         m = _DATE.search(text)
     elif kind == "number":
@@ -134,7 +139,7 @@ def _trim_lead(items: str) -> str:
 
 def best_span(question: Question, sentence: str, model: SpanModel) -> tuple[str, float] | None:
     """The model's best run of words in `sentence` and its score, whatever the threshold."""
-    text = re.sub(r"\[\d+\]", "", sentence)
+    text = _unmarked(sentence)
     spans, x = features(question, text)
     if not spans:
         return None

@@ -16,16 +16,12 @@ from typing import Any
 import numpy as np
 
 from rag.core.text import normalise
+from rag.query.question import FUNCTION_WORDS as _FUNCTION
 from rag.query.question import INTENTS, Question
+from rag.query.question import PUNCT_WORD as _PUNCT
 
 MAX_CHARS = 40  # CMRC 2018 dev: 90 % of gold answers have at most 24 characters
 _BREAK = re.compile(r"[。；;！？!?\n]")
-_PUNCT = re.compile(r"^[\W_]+$")
-_FUNCTION = frozenset(
-    "的 了 是 在 和 与 及 等 为 被 由 对 将 把 从 于 以 而 并 也 都 就 又 其 之 所 这 那 着 过 或 向 让".split()
-)
-# The question's own pointer at its answer: the words beside it frame the answer in the passage.
-_WH = re.compile(r"什么|哪[一个些里儿种位座年国家天]*|谁|多少|几[个项年月天次种]?|何[时地处种]?|怎么|怎样|如何|为什么")
 _DATE = re.compile(
     r"(?:\d{2,4}|[〇零一二三四五六七八九十]{2,4})年|\d{1,2}月|[一二三四五六七八九十]{1,3}月|\d{1,2}日|世纪|年代|朝|时期"
 )
@@ -101,18 +97,6 @@ def _tagged(sentence: str) -> tuple[tuple[str, str], ...]:
     return tuple((p.word, p.flag) for p in jieba.posseg.cut(sentence))
 
 
-def _frame(q: Question) -> tuple[str | None, str | None]:
-    """The content words just before and just after the question's pointer (什么/哪/谁 …)."""
-    m = _WH.search(q.normalised)
-    if not m:
-        return None, None
-    import jieba
-
-    before = [w for w in jieba.lcut(q.normalised[: m.start()]) if w not in _FUNCTION and not _PUNCT.match(w)]
-    after = [w for w in jieba.lcut(q.normalised[m.end() :]) if w not in _FUNCTION and not _PUNCT.match(w)]
-    return (before[-1] if before else None), (after[0] if after else None)
-
-
 def candidates(sentence: str) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
     """Every run of whole words up to MAX_CHARS that starts and ends on a word (not punctuation)
     and crosses no sentence break, as word ranges [I, J); and the tagged words."""
@@ -158,7 +142,7 @@ def features(q: Question, sentence: str) -> tuple[list[tuple[int, int]], np.ndar
     cs, ce = offsets[ws], offsets[we]
     qchars = set(q.normalised)
     qwords = {w for w in q.words if len(w) >= 2 or not _PUNCT.match(w)} - _FUNCTION
-    left_w, right_w = _frame(q)
+    left_w, right_w = q.frame
 
     def at(flags: list[bool], k: np.ndarray, valid: np.ndarray) -> np.ndarray:
         arr = np.asarray([*flags, False])

@@ -65,7 +65,7 @@ class ChromaStore:
         self, client: Any, embedder: CachedEmbedder | Embedder, collection: str = COLLECTION, create: bool = True
     ) -> None:
         self._embedder = embedder
-        self._client = client
+        self.client = client  # the Chroma client it was opened on (a reader can reopen through it)
         self.name = collection
         self._subsets: OrderedDict[tuple[str, ...], tuple[list[str], np.ndarray] | int] = OrderedDict()
         self._subset_lock = threading.Lock()
@@ -87,7 +87,7 @@ class ChromaStore:
 
     def _batch(self) -> int:
         try:
-            return max(1, min(int(self._client.get_max_batch_size()), 5000))
+            return max(1, min(int(self.client.get_max_batch_size()), 5000))
         except Exception:  # noqa: BLE001 - older servers lack the endpoint
             return 1000
 

@@ -43,7 +43,6 @@ class Intent:
     unless: re.Pattern[str] | None = None  # the row does not apply when this also occurs
 
 
-_NEVER = None
 # Order matters: "哪几个方面" is a list before it is a count; "多少" a figure before a "what".
 INTENTS: tuple[Intent, ...] = (
     Intent("which_ones", re.compile(r"哪几(?![年天月日])|有哪些|包括哪"), "list", True, re.compile(r"多少|比例")),
@@ -61,6 +60,13 @@ INTENTS: tuple[Intent, ...] = (
     Intent("which", re.compile(r"什么|哪|何种|啥"), "fact", True),
 )
 FACT = Intent("fact", re.compile(r"(?!)"), "fact", False)
+# Function words: neither topic nor answer ("的", "是由"…). The span features read them too.
+FUNCTION_WORDS = frozenset(
+    "的 了 是 在 和 与 及 等 为 被 由 对 将 把 从 于 以 而 并 也 都 就 又 其 之 所 这 那 着 过 或 向 让".split()
+)
+PUNCT_WORD = re.compile(r"^[\W_]+$")  # a jieba word that is only punctuation
+# The question's own pointer at its answer: the words beside it frame the answer in the passage.
+_WH = re.compile(r"什么|哪[一个些里儿种位座年国家天]*|谁|多少|几[个项年月天次种]?|何[时地处种]?|怎么|怎样|如何|为什么")
 
 
 def match_intent(normalised: str) -> Intent:
@@ -93,9 +99,25 @@ class Question:
     rank: bool
     ordinal: bool
     marks: tuple[str, ...] = field(default=())  # "哪几个“办”": the quoted mark the items share
+    # The content words just before and after the question's 什么/哪/谁 ("广三铁路在哪年建成" →
+    # 广三铁路, 建成): an answer sits between them in the passage.
+    frame: tuple[str | None, str | None] = (None, None)
 
 
 _QUOTED = re.compile(r"“([^”]*)”|\"([^\"]*)\"|「([^」]*)」")
+
+
+def _frame(normalised: str) -> tuple[str | None, str | None]:
+    m = _WH.search(normalised)
+    if not m:
+        return None, None
+    import jieba
+
+    def content(text: str) -> list[str]:
+        return [w for w in jieba.lcut(text) if w not in FUNCTION_WORDS and not PUNCT_WORD.match(w)]
+
+    before, after = content(normalised[: m.start()]), content(normalised[m.end() :])
+    return (before[-1] if before else None), (after[0] if after else None)
 
 
 def analyse(
@@ -132,4 +154,5 @@ def analyse(
         rank=bool(RANK_Q.search(nq)),
         ordinal=bool(ORDINAL_Q.search(nq)),
         marks=tuple(marks),
+        frame=_frame(nq),
     )
