@@ -30,7 +30,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check rag tests app.py bench eval
-	$(BIN)/ruff format --check rag tests app.py bench eval/cmrc.py eval/train_span.py
+	$(BIN)/ruff format --check rag tests app.py bench eval/cmrc.py eval/train_span.py eval/train_select.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -53,9 +53,12 @@ eval-all: $(STAMP)
 		--report eval/report_all.md
 	$(BIN)/python eval/cmrc.py
 
-# The answer-span model: trained on CMRC 2018 trial + DRCD test + the tuning sets, reported on CMRC dev + DRCD dev.
+# The answer-span model, then the sentence selector and answer/refuse classifier (which read the
+# span model's scores): trained on CMRC 2018 trial + DRCD test + the tuning sets, never on CMRC dev
+# or DRCD dev. The selector's indices and vectors are cached in data/train.
 train: $(STAMP)
 	$(BIN)/python eval/train_span.py
+	$(BIN)/python eval/train_select.py
 
 eval-cmrc: $(STAMP)
 	$(BIN)/python eval/cmrc.py

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from rag.answer.pipeline import Pipeline
+from rag.answer.select import SelectModel, rank
 from rag.answer.span import SpanModel, learned_span
+from rag.core.settings import Settings
 from rag.query.question import analyse
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,3 +51,33 @@ def test_shipped_model_finds_most_asked_spans() -> None:
         span = learned_span(analyse(question), sentence, model)
         good += span is not None and gold in span and len(span) <= len(gold) + 6
     assert good >= 6, good  # the shipped model got 7 of 8 when this test was written
+
+
+@pytest.mark.skipif(not (BENCH / "cmrc2018_trial.json").is_file(), reason="needs ../shared/bench")
+def test_selector_script_writes_a_model_that_orders_and_decides(tmp_path: Path) -> None:
+    """eval/train_select.py on a few questions of each set (BM25 only): both boosters load and
+    judge a real pipeline's candidates."""
+    out = tmp_path / "select_model.json"
+    subprocess.run(
+        [
+            sys.executable,
+            "eval/train_select.py",
+            "--limit",
+            "40",
+            "--no-embed",
+            "--out",
+            str(out),
+            "--work",
+            str(tmp_path / "work"),
+        ],
+        cwd=ROOT,
+        check=True,
+        timeout=900,
+    )
+    model = SelectModel.load(out)
+    assert model.answer is not None and 0.0 < model.threshold < 1.0
+    pipe = Pipeline(Settings(index_dir=tmp_path / "work" / "plans" / "index", selector="rules"))
+    q, hits, scored = pipe.candidates("金山区的行政复议体制改革要在什么时候完成？")
+    ranked = rank(q, scored, hits[:8], model)
+    assert sorted(map(id, ranked.scored)) == sorted(map(id, scored))
+    assert model.answers(ranked) in (True, False)

@@ -14,6 +14,7 @@ from langchain_core.retrievers import BaseRetriever
 from rag.answer.rerank import Reranker, blend, make_reranker
 from rag.answer.retrieve import HybridRetriever
 from rag.answer.score import AnswerParams, Scored, score_sentences, select_evidence
+from rag.answer.select import rank, shipped_selector
 from rag.answer.span import answer_span, shipped_model
 from rag.answer.structure import lead_in_items, section_items
 from rag.answer.timetable import timetable_answer
@@ -27,7 +28,7 @@ from rag.index.embed import Embedder, make_embedder
 from rag.index.generations import KIND_SCOPE, Index
 from rag.query.guard import strip_instructions
 from rag.query.question import Question, analyse
-from rag.query.scope import detect_scope, held_by_level, held_places
+from rag.query.scope import Scope, detect_scope, held_by_level, held_places
 from rag.query.synonyms import make_synonyms
 from rag.query.terms import question_words
 
@@ -124,6 +125,7 @@ class Pipeline:
         self.reranker = reranker or make_reranker(settings)
         self.synonyms = make_synonyms(settings)
         shipped_model()  # the span model loads now, not in a user's first request
+        self.selector = shipped_selector() if settings.selector == "learned" else None
 
     def _load(self, index: Index) -> None:
         self._st = _Loaded(index, self.settings)
@@ -219,6 +221,26 @@ class Pipeline:
     def _answer(self, st: _Loaded, question: str, district: str | None) -> Answer:
         t0 = time.perf_counter()
         question = question.strip()
+        scope, districts, hits = self._retrieve(st, question, district)
+        if (listed := timetable_answer(question, districts, st.index, st.by_doc)) is not None:
+            ms = (time.perf_counter() - t0) * 1000  # answered from the 时间表 (rag.answer.timetable)
+            return replace(listed, timings_ms={"retrieve": 0.0, "answer": ms, "total": ms})
+        t1 = time.perf_counter()
+        if scope.unknown and not districts:
+            answer = self._refuse_unknown(question, scope.unknown, hits, st.index.districts)
+        elif REALTIME.search(question):
+            # Filed documents never state tomorrow's weather or today's news, however close a
+            # passage on 气象预报 may look.
+            answer = Answer(question, ABSTAIN, True, (), tuple(hits[: self.settings.top_k]), {}, {"realtime": True})
+        else:
+            q = self._analyse(st, question, scope.spoken)  # read by every later stage
+            answer = self._compose(q, self._evidence(st, q, hits, districts), hits)
+        t2 = time.perf_counter()
+        timings = {"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000}
+        return replace(answer, timings_ms=timings)
+
+    def _retrieve(self, st: _Loaded, question: str, district: str | None) -> tuple[Scope, list[str], list[Hit]]:
+        """The question's scope, the districts it is answered from, and the hits searched there."""
         held = st.index.districts
         if district and district not in held:
             raise ScopeError(
@@ -227,9 +249,6 @@ class Pipeline:
             )
         scope = detect_scope(question, held, st.mentioned)
         districts = [district] if district else list(scope.districts)
-        if (listed := timetable_answer(question, districts, st.index, st.by_doc)) is not None:
-            ms = (time.perf_counter() - t0) * 1000  # answered from the 时间表 (rag.answer.timetable)
-            return replace(listed, timings_ms={"retrieve": 0.0, "answer": ms, "total": ms})
         # "规划里…" asks the plans, "条例…" the regulations: the other kind would only crowd them out.
         search_scope = districts or self._kind_scope(st, question)
         hits = st.retriever.retrieve(
@@ -238,20 +257,24 @@ class Pipeline:
         if scope.spoken and not districts:
             # A place only some passages speak of: those passages answer, or nothing does.
             hits = [h for h in hits if any(n in h.chunk.text or n in h.chunk.title for n in scope.spoken)]
-        t1 = time.perf_counter()
-        if scope.unknown and not districts:
-            answer = self._refuse_unknown(question, scope.unknown, hits, held)
-        elif REALTIME.search(question):
-            # Filed documents never state tomorrow's weather or today's news, however close a
-            # passage on 气象预报 may look.
-            answer = Answer(question, ABSTAIN, True, (), tuple(hits[: self.settings.top_k]), {}, {"realtime": True})
-        else:
-            names = tuple(sorted({*st.names, *scope.spoken}, key=len, reverse=True))  # place names are scope, not topic
-            q = analyse(question, names, self.synonyms)  # read by every later stage
-            answer = self._compose(q, self._evidence(st, q, hits, districts), hits)
-        t2 = time.perf_counter()
-        timings = {"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000}
-        return replace(answer, timings_ms=timings)
+        return scope, districts, hits
+
+    def _analyse(self, st: _Loaded, question: str, spoken: tuple[str, ...]) -> Question:
+        names = tuple(sorted({*st.names, *spoken}, key=len, reverse=True))  # place names are scope, not topic
+        return analyse(question, names, self.synonyms)
+
+    def candidates(self, question: str, district: str | None = None) -> tuple[Question, list[Hit], list[Scored]]:
+        """The analysed question, its hits (the first CANDIDATES_FOR_ANSWER are scored) and their
+        sentences in the hand scorer's order, as `ask` sees them before the learned selector
+        (for eval/train_select.py)."""
+        st = self._acquire()
+        try:
+            question = strip_instructions(question.strip())[0]
+            scope, _, hits = self._retrieve(st, question, district)
+            q = self._analyse(st, question, scope.spoken)
+            return q, hits, score_sentences(q, hits[:CANDIDATES_FOR_ANSWER], st.idf, self.params)
+        finally:
+            st.release()
 
     def _kind_scope(self, st: _Loaded, question: str) -> list[str]:
         """The scope of the one document kind the question names, if the index can search it alone."""
@@ -266,13 +289,21 @@ class Pipeline:
         if structural:
             return structural
         scored = self._rerank(q.text, score_sentences(q, top, st.idf, p))
+        if not scored:
+            return []
+        best = scored[0].score  # the hand score decides which further districts answer
+        ranked = rank(q, scored, top, self.selector)
+        use = self.selector is not None and self.reranker is None and self.settings.refusal == "learned"
+        learned = self.selector.answers(ranked) if use and self.selector else None
         # The coverage floor is the lexical stand-in for "on topic"; a reranker judges that itself.
         floor = p.min_coverage if self.reranker is None else 0.0
-        if not scored or scored[0].score < self.settings.refusal_threshold or scored[0].coverage < floor:
+        if learned is False or (
+            learned is None and (best < self.settings.refusal_threshold or scored[0].coverage < floor)
+        ):
             return []
+        scored = ranked.scored
         if districts or len(st.index.districts) < 2:
             return [lead_in_items(select_evidence(scored, p), st.by_doc)]
-        best = scored[0].score
         groups: list[list[Scored]] = []
         seen: set[str | None] = set()
         for s in scored:
@@ -280,7 +311,8 @@ class Pipeline:
             if d in seen:
                 continue
             seen.add(d)
-            if s.score >= max(self.settings.refusal_threshold, p.district_ratio * best):
+            # The first is the chosen answer; other districts answer when close to the best.
+            if not groups or s.score >= max(self.settings.refusal_threshold, p.district_ratio * best):
                 groups.append(
                     lead_in_items(select_evidence([x for x in scored if x.hit.chunk.district == d], p), st.by_doc)
                 )

