@@ -6,11 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rag.answer.cite import answer_dict
+from rag.answer.effective import names_document
 from rag.answer.pipeline import Pipeline
 from rag.answer.select import FEATURES, TOP, SelectModel, features, reorder
 from rag.core.settings import Settings
 from rag.index.embed import Embedder
 from rag.ingest.build import ingest
+from rag.query.question import analyse
 
 # A regulation whose articles repeat its title's words, as real ones do.
 TOPICS = [
@@ -88,3 +91,22 @@ def test_shipped_selector_matches_its_features() -> None:
 def test_selector_setting_chooses_the_order(regulation_index: Settings, embedder: Embedder) -> None:
     assert Pipeline(regulation_index, embedder).selector is not None
     assert Pipeline(regulation_index.with_changes(selector="rules"), embedder).selector is None
+
+
+def test_effect_clause_answers_when_the_named_regulation_takes_effect(
+    regulation_index: Settings, embedder: Embedder
+) -> None:
+    """Every article matches the title's words; only the document's structure finds 本条例自…起施行."""
+    pipe = Pipeline(regulation_index, embedder)
+    for question in ("江川市城市绿化管理条例什么时候开始实施？", "城市绿化管理条例哪天起生效？"):
+        a = answer_dict(pipe.ask(question))
+        assert not a["abstained"], a["answer"]
+        assert "本条例自2023年5月1日起施行" in a["answer"]
+        assert a["answer_span"] and "2023年5月1日" in a["answer_span"]
+
+
+def test_effect_clause_needs_the_question_to_name_that_document() -> None:
+    q = analyse("广东省物业管理条例什么时候施行？", ("广东省", "北京市"))
+    assert names_document(q, "广东省物业管理条例")
+    assert not names_document(q, "北京市物业管理条例")  # another place's regulation of the same name
+    assert not names_document(analyse("古树名木保护办法什么时候施行？"), "城市绿化管理条例")

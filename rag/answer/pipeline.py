@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from langchain_core.retrievers import BaseRetriever
 
+from rag.answer.effective import effective_answer
 from rag.answer.rerank import Reranker, blend, make_reranker
 from rag.answer.retrieve import HybridRetriever
 from rag.answer.score import AnswerParams, Scored, score_sentences, select_evidence
@@ -285,6 +286,8 @@ class Pipeline:
         """Evidence per district: one group when scoped, else every district close to the best."""
         p = self.params
         top = hits[:CANDIDATES_FOR_ANSWER]
+        if effect := effective_answer(q, top, st.by_doc):
+            return [effect]  # the named document's own 本条例自…起施行
         structural = self._structural(st, q, top, districts)
         if structural:
             return structural

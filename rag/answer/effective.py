@@ -1,0 +1,55 @@
+"""When a document takes effect: "北京促进科技成果转化条例啥时候开始实施的？" is answered by that
+regulation's own article "本条例自2020年1月1日起施行。", wherever it sits. The question's words all
+name the document (its title matches every article), so neither retrieval nor sentence scoring
+can single out the article that answers; the document's structure can.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from rag.answer.score import Scored
+from rag.core.text import CJK, normalise, split_sentences
+from rag.core.types import Chunk, Hit
+from rag.query.question import Question
+
+# The asked event: taking effect (施行, 实施, 生效, 开始执行 …), not a deadline inside the text.
+EFFECTIVE_Q = re.compile(r"施行|实施|生效|开始执行|开始实行|起效|正式执行")
+# The document's own effect clause: "本条例自2023年3月1日起施行", "本规定自公布之日起施行".
+EFFECT_CLAUSE = re.compile(
+    r"本(?:条例|规定|办法|细则|决定|规则|决议|意见|通知)[^。；]{0,40}?自[^。；]{2,40}?(?:施行|生效|执行)"
+)
+TITLE_SHARE = 0.75  # of the title's characters (beyond place names) the question must hold
+DOCS = 3  # the documents of the first hits that may be the named one
+
+
+def names_document(q: Question, title: str) -> bool:
+    """The question names this document: it holds most of the title's characters beyond its place
+    names, and names no other place than the title's ("广东省物业管理条例" is not 北京市's)."""
+    t = normalise(title)
+    places = [n for n in q.drop if n in t]
+    asked = [n for n in q.drop if n in q.normalised]
+    if places and asked and not any(a in t for a in asked):
+        return False
+    for n in places:
+        t = t.replace(n, "")
+    chars = {c for c in t if CJK.match(c)}
+    return bool(chars) and len(chars & set(q.normalised)) / len(chars) >= TITLE_SHARE
+
+
+def effective_answer(q: Question, hits: Sequence[Hit], by_doc: dict[str, list[Chunk]]) -> list[Scored]:
+    """The effect clause of the document the question names, when it asks when that takes effect."""
+    if q.kind != "date" or not EFFECTIVE_Q.search(q.normalised):
+        return []
+    firsts: dict[str, Hit] = {}
+    for h in hits:
+        firsts.setdefault(h.chunk.doc_id, h)
+    for hit in list(firsts.values())[:DOCS]:
+        if not names_document(q, hit.chunk.title):
+            continue
+        for chunk in by_doc.get(hit.chunk.doc_id, []):
+            for pos, sentence in enumerate(split_sentences(chunk.text, drop_blank=True)):
+                if EFFECT_CLAUSE.search(sentence):
+                    return [Scored(Hit(chunk, hit.score, hit.ranks), sentence.strip(), pos, hit.score, 1.0)]
+    return []
