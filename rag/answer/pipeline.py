@@ -296,13 +296,17 @@ class Pipeline:
             return []
         best = scored[0].score  # the hand score decides which further districts answer
         ranked = rank(q, scored, top, self.selector)
-        use = self.selector is not None and self.reranker is None and self.settings.refusal == "learned"
-        learned = self.selector.answers(ranked) if use and self.selector else None
         # The coverage floor is the lexical stand-in for "on topic"; a reranker judges that itself.
         floor = p.min_coverage if self.reranker is None else 0.0
-        if learned is False or (
-            learned is None and (best < self.settings.refusal_threshold or scored[0].coverage < floor)
-        ):
+        refuse = best < self.settings.refusal_threshold or scored[0].coverage < floor
+        mode = self.settings.refusal
+        if self.selector is not None and self.reranker is None and mode != "rules":
+            chance = self.selector.p_answer(ranked)
+            if chance is not None and mode == "learned":
+                refuse = chance < self.selector.threshold
+            elif chance is not None and refuse:  # "rescue": the classifier overrules a confident-enough refusal
+                refuse = chance < self.settings.rescue_threshold
+        if refuse:
             return []
         scored = ranked.scored
         if districts or len(st.index.districts) < 2:

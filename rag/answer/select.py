@@ -215,11 +215,16 @@ class SelectModel:
     def scores(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.booster.predict(x, num_threads=1))
 
-    def answers(self, ranked: Ranked) -> bool | None:
-        """Whether the first candidate answers, or None without a classifier."""
+    def p_answer(self, ranked: Ranked) -> float | None:
+        """The classifier's probability that something found answers, or None without one."""
         if self.answer is None or not len(ranked.s):
             return None
-        return float(self.answer.predict(ranked.answer_row(), num_threads=1)[0]) >= self.threshold
+        return float(self.answer.predict(ranked.answer_row(), num_threads=1)[0])
+
+    def answers(self, ranked: Ranked) -> bool | None:
+        """Whether the first candidate answers, or None without a classifier."""
+        p = self.p_answer(ranked)
+        return None if p is None else p >= self.threshold
 
     @staticmethod
     def load(path: Path = MODEL_PATH) -> SelectModel:

@@ -44,7 +44,8 @@ class Settings(BaseSettings):
     # The answer sentence's order: the learned selector (select_model.json) or the hand score.
     selector: Literal["learned", "rules"] = "learned"
     # Answer or refuse: the threshold below, or the selector's classifier (off: see README).
-    refusal: Literal["learned", "rules"] = "rules"
+    refusal: Literal["learned", "rules", "rescue"] = "rules"
+    rescue_threshold: float = Field(0.9, ge=0, le=1)  # "rescue": answer what the threshold refuses above this
     reranker: Literal["none", "cross-encoder"] = "none"
     rerank_model: str | None = None  # model name or local path of a cross-encoder (bge-reranker …)
     rerank_weight: float = Field(0.6, ge=0)  # a sentence moves by weight × (reranker score − 0.5); untuned
