@@ -110,3 +110,59 @@ def test_effect_clause_needs_the_question_to_name_that_document() -> None:
     assert names_document(q, "广东省物业管理条例")
     assert not names_document(q, "北京市物业管理条例")  # another place's regulation of the same name
     assert not names_document(analyse("古树名木保护办法什么时候施行？"), "城市绿化管理条例")
+
+
+# Passages and questions written for this test, never seen by training or tuning.
+PASSAGES = {
+    "长汀大桥": "长汀大桥是一座横跨汀江的公路桥梁，位于长汀县城南部。长汀大桥的建设由县交通局负责组织实施。大桥于1998年动工，2001年10月建成通车，全长612米。大桥通车后，县城南北两岸的通行时间缩短了一半。2015年，长汀大桥进行了加固维修。",
+    "青石镇": "青石镇位于南岭山区东麓，是一个以茶叶种植为主的山区镇。青石镇的茶叶种植历史可以追溯到明代。全镇茶园面积约为4.2万亩，年产干茶约3000吨。青石镇先后获得省级生态镇、特色农业强镇等称号。当地政府计划在五年内建成茶文化旅游区。",
+    "临江图书馆": "临江图书馆是临江市的公共图书馆，前身为1952年创办的临江人民图书馆。临江图书馆新馆由建筑师周明远设计，于2012年正式开放。新馆建筑面积2.6万平方米，藏书约180万册。图书馆每周一闭馆，其余时间免费向公众开放。",
+    "补贴办法": "为支持高校毕业生就业创业，本办法规定了一次性创业补贴的发放标准。一次性创业补贴的申请对象为毕业五年内的高校毕业生。符合条件的申请人，按照每户八千元的标准发放一次性创业补贴。申请人应当在企业注册登记之日起六个月内提出申请。补贴资金由市就业专项资金列支。",
+    "河湖巡查": "为加强河湖管理保护，各级河长应当定期开展河湖巡查。县级河长每季度巡查不少于一次，乡级河长每月巡查不少于一次，村级河长每周巡查不少于一次。巡查中发现问题的，河长应当及时协调有关部门处理。河湖巡查情况应当记入巡查日志。",
+    "白鹭湖": "白鹭湖是东川市最大的淡水湖泊，因湖区常年栖息大量白鹭而得名。白鹭湖的水面面积约为38平方公里，平均水深3.1米。湖区属于亚热带季风气候，年平均气温17摄氏度。2008年，白鹭湖被列为省级湿地公园。",
+}
+CASES = [
+    ("长汀大桥是哪一年建成通车的？", "2001年10月"),
+    ("长汀大桥全长多少米？", "612米"),
+    ("青石镇的茶园面积有多大？", "4.2万亩"),
+    ("临江图书馆新馆由哪位建筑师设计？", "周明远"),
+    ("临江图书馆新馆藏书有多少册？", "180万册"),
+    ("一次性创业补贴按照什么标准发放？", "八千元"),
+    ("一次性创业补贴的申请期限是多久？", "六个月内"),
+    ("乡级河长多长时间巡查一次河湖？", "每月"),
+    ("白鹭湖的水面面积是多少？", "38平方公里"),
+    ("白鹭湖在哪一年被列为省级湿地公园？", "2008年"),
+]
+
+
+@pytest.fixture(scope="module")
+def passages_index(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Settings:
+    docs = tmp_path_factory.mktemp("selector-docs")
+    for name, text in PASSAGES.items():
+        (docs / f"{name}.txt").write_text(text, "utf-8")
+    settings = Settings(index_dir=tmp_path_factory.mktemp("selector-index"))
+    assert ingest([docs], settings, embedder).ok
+    return settings
+
+
+def test_learned_order_quotes_the_answering_sentence(passages_index: Settings, embedder: Embedder) -> None:
+    """The first quoted sentence holds the answer for most questions, and for at least as many
+    as the hand order (both got 8 of 10 when this was written)."""
+
+    def good(selector: str) -> int:
+        pipe = Pipeline(passages_index.with_changes(selector=selector), embedder)
+        quotes = [answer_dict(pipe.ask(q))["citations"] for q, _ in CASES]
+        return sum(bool(c) and gold in c[0]["quote"] for c, (_, gold) in zip(quotes, CASES, strict=True))
+
+    learned = good("learned")
+    assert learned >= 7 and learned >= good("rules"), learned
+
+
+@pytest.mark.parametrize("mode", ["learned", "rescue"])
+def test_answer_classifier_modes_still_refuse_what_is_not_there(
+    passages_index: Settings, embedder: Embedder, mode: str
+) -> None:
+    pipe = Pipeline(passages_index.with_changes(refusal=mode), embedder)
+    assert answer_dict(pipe.ask("红烧肉怎么做才好吃？"))["abstained"]
+    a = answer_dict(pipe.ask("白鹭湖的平均水深是多少？"))
+    assert not a["abstained"] and "3.1米" in a["answer"]

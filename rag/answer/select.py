@@ -8,8 +8,8 @@ retrieval ranks and the dense similarity of the passage, character overlap with 
 how much the sentence adds beyond the question's words, its place in the passage, its
 neighbours' coverage and the answer type it holds (a span pattern's match among them). The span
 model's confidence was a feature too (3.6 % of the gain) but cost ~7 ms a regulation sentence,
-55 ms a question, past the latency budget. A second booster decides whether the chosen sentence
-answers at all (else the pipeline refuses).
+55 ms a question, past the latency budget. A second booster judges whether anything found
+answers; the pipeline asks it only under RAG_REFUSAL=learned or rescue (see the README).
 """
 
 from __future__ import annotations
