@@ -295,7 +295,7 @@ class Pipeline:
         if not scored:
             return []
         best = scored[0].score  # the hand score decides which further districts answer
-        ranked = rank(q, scored, top, self.selector)
+        ranked = rank(q, scored, top, self.selector if self.reranker is None else None)  # a reranker judges itself
         # The coverage floor is the lexical stand-in for "on topic"; a reranker judges that itself.
         floor = p.min_coverage if self.reranker is None else 0.0
         refuse = best < self.settings.refusal_threshold or scored[0].coverage < floor
