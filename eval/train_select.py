@@ -49,6 +49,19 @@ BENCH = ROOT.parent / "shared" / "bench"
 REGIONS = ROOT.parent / "shared" / "corpus_extra" / "regions"
 SEED = 13
 TUNING_WEIGHT = 5
+# Both boosters: fixed seed, deterministic on 2 cores.
+BOOSTING: dict[str, Any] = dict(
+    learning_rate=0.05,
+    min_child_samples=20,
+    subsample=0.8,
+    subsample_freq=1,
+    colsample_bytree=0.8,
+    random_state=SEED,
+    n_jobs=2,
+    deterministic=True,
+    force_row_wise=True,
+    verbose=-1,
+)
 BENCH_UNANSWERED = 0.3  # bench questions also asked without their answer's passages (refusal cases)
 
 
@@ -143,17 +156,8 @@ def fit(groups: list[Group], leaves: int) -> Any:
     useful = [g for g in groups if g.y.any() and len(g.y) > 1]
     ranker = lightgbm.LGBMRanker(
         n_estimators=200,
-        learning_rate=0.05,
         num_leaves=leaves,
-        min_child_samples=20,
-        subsample=0.8,
-        subsample_freq=1,
-        colsample_bytree=0.8,
-        random_state=SEED,
-        n_jobs=2,
-        deterministic=True,
-        force_row_wise=True,
-        verbose=-1,
+        **BOOSTING,
     )
     ranker.fit(
         np.vstack([g.x for g in useful]), np.concatenate([g.y for g in useful]), group=[len(g.y) for g in useful]
@@ -284,17 +288,8 @@ def fit_answer(ids: list[int], rows: np.ndarray, labels: np.ndarray, groups: lis
     w = np.asarray([TUNING_WEIGHT if groups[i].set.startswith("qa") else 1.0 for i in ids])
     clf = lightgbm.LGBMClassifier(
         n_estimators=200,
-        learning_rate=0.05,
         num_leaves=15,
-        min_child_samples=20,
-        subsample=0.8,
-        subsample_freq=1,
-        colsample_bytree=0.8,
-        random_state=SEED,
-        n_jobs=2,
-        deterministic=True,
-        force_row_wise=True,
-        verbose=-1,
+        **BOOSTING,
     )
     clf.fit(rows[ids], labels[ids], sample_weight=w)
     return clf.booster_
