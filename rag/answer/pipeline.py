@@ -15,7 +15,7 @@ from rag.answer.effective import effective_answer
 from rag.answer.rerank import Reranker, blend, make_reranker
 from rag.answer.retrieve import HybridRetriever
 from rag.answer.score import AnswerParams, Scored, score_sentences, select_evidence
-from rag.answer.select import rank, shipped_selector
+from rag.answer.select import context, rank, shipped_selector
 from rag.answer.span import answer_span, shipped_model
 from rag.answer.structure import lead_in_items, section_items
 from rag.answer.timetable import timetable_answer
@@ -300,12 +300,15 @@ class Pipeline:
         floor = p.min_coverage if self.reranker is None else 0.0
         refuse = best < self.settings.refusal_threshold or scored[0].coverage < floor
         mode = self.settings.refusal
-        if self.selector is not None and self.reranker is None and mode != "rules":
-            chance = self.selector.p_answer(ranked)
+        # "learned": the classifier decides; "rescue": it overrules the threshold when sure enough,
+        # either way (answering above rescue_threshold, refusing below veto_threshold).
+        judged = mode == "learned" or (mode == "rescue" and (refuse or self.settings.veto_threshold > 0))
+        if self.selector is not None and self.reranker is None and judged:
+            chance = self.selector.p_answer(ranked, context(q, top, st.idf))
             if chance is not None and mode == "learned":
                 refuse = chance < self.selector.threshold
-            elif chance is not None and refuse:  # "rescue": the classifier overrules a confident-enough refusal
-                refuse = chance < self.settings.rescue_threshold
+            elif chance is not None:
+                refuse = chance < (self.settings.rescue_threshold if refuse else self.settings.veto_threshold)
         if refuse:
             return []
         scored = ranked.scored

@@ -40,9 +40,9 @@ class HybridRetriever:
         dense = self._dense(query, n, districts, bm25)
         fused: dict[int, float] = {}
         ranks: dict[int, dict[str, float]] = {}
-        for r, (row, _score) in enumerate(bm25):
+        for r, (row, score) in enumerate(bm25):
             fused[row] = fused.get(row, 0.0) + s.bm25_weight / (s.rrf_k + r + 1)
-            ranks.setdefault(row, {})["bm25"] = r
+            ranks.setdefault(row, {}).update(bm25=r, bm25_score=score)  # the raw score: how well, not just which first
         for r, (row, sim) in enumerate(dense):
             fused[row] = fused.get(row, 0.0) + s.dense_weight / (s.rrf_k + r + 1)
             ranks.setdefault(row, {})["dense"] = r

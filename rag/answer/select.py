@@ -15,7 +15,6 @@ answers; the pipeline asks it only under RAG_REFUSAL=learned or rescue (see the 
 from __future__ import annotations
 
 import functools
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from rag.answer.boosters import booster, read_model
 from rag.answer.score import HAS_DATE, HAS_LIST, HAS_NUM, HAS_ORG, Scored
 from rag.answer.span import rule_span
 from rag.core.text import CJK, normalise
@@ -177,9 +177,69 @@ class Ranks(Protocol):
     def scores(self, x: np.ndarray) -> np.ndarray: ...
 
 
-# What decides whether to answer at all: the chosen candidate's row, how sure the order is, and
-# the hand scorer's best (the refusal rule's own input).
-ANSWER_FEATURES: tuple[str, ...] = (*FEATURES, "select_top", "select_gap", "hand_best")
+# How well the retrieved passages as a whole meet the question, whichever sentence is chosen: a
+# colloquial question scores low on every sentence of the right passage, a topic the scoped
+# documents never regulate leaves its own nouns unmatched in all of them.
+CONTEXT_FEATURES: tuple[str, ...] = (
+    "bm25_top",
+    "bm25_top_per_char",
+    "bm25_second_ratio",
+    "dense_top",
+    "hit_coverage",
+    "title_recall",
+    "missing_words",
+    "missing_share",
+    "missing_idf_max",
+    "docs_in_top",
+)
+# What decides whether to answer at all: the chosen candidate's row, how sure the order is, the
+# hand scorer's best (the refusal rule's own input) and the passages' CONTEXT_FEATURES.
+ANSWER_FEATURES: tuple[str, ...] = (*FEATURES, "select_top", "select_gap", "hand_best", *CONTEXT_FEATURES)
+
+
+def context(q: Question, hits: list[Hit], idf: dict[str, float]) -> np.ndarray:
+    """CONTEXT_FEATURES of the hits the answer is chosen from."""
+    if not hits:
+        return np.full(len(CONTEXT_FEATURES), math.nan, dtype=np.float32)
+    top = hits[0]
+    raw = [h.ranks.get("bm25_score", math.nan) for h in hits[:2]]
+    sims = [h.ranks["dense_sim"] for h in hits if "dense_sim" in h.ranks]
+    first = normalise(top.chunk.title + top.chunk.embed_text)
+    everywhere = "".join(normalise(h.chunk.title + h.chunk.embed_text) for h in hits)
+    unseen = max(idf.values(), default=1.0)
+
+    def found(t: str, text: str) -> bool:
+        return t in text or any(a in text for a in q.alts.get(t, ()))
+
+    weights = {t: idf.get(t, unseen) for t in q.terms}
+    total = sum(weights.values())
+    covered = sum(w for t, w in weights.items() if found(t, first))
+    # The question's own words (two characters or more), found as written or as a synonym of one of
+    # their bigrams; how rare the rarest missing one is says whether it names a topic or is everyday.
+    words = [w for w in q.words if len(w) >= 2]
+    missing = [w for w in words if not found(w, everywhere) and not any(found(t, everywhere) for t in _bigrams(w))]
+    qc = _question_chars(q)
+    title = normalise(top.chunk.title)
+    bm25_top = raw[0]
+    return np.asarray(
+        [
+            bm25_top,
+            bm25_top / max(len(qc.text), 1),
+            raw[1] / bm25_top if len(raw) > 1 and bm25_top > 0 else math.nan,
+            max(sims) if sims else math.nan,
+            covered / total if total else 0.0,
+            sum(1 for c in qc.content if c in title) / len(qc.content) if qc.content else 0.0,
+            len(missing),
+            len(missing) / len(words) if words else 0.0,
+            max((idf.get(b, unseen) for w in missing for b in _bigrams(w)), default=0.0),
+            len({h.chunk.doc_id for h in hits}),
+        ],
+        dtype=np.float32,
+    )
+
+
+def _bigrams(word: str) -> list[str]:
+    return [word[i : i + 2] for i in range(len(word) - 1)]
 
 
 @dataclass(frozen=True)
@@ -189,17 +249,17 @@ class Ranked:
     s: np.ndarray  # the model's scores of the head, in that order
     hand_best: float  # the hand scorer's best score
 
-    def answer_row(self) -> np.ndarray:
-        """ANSWER_FEATURES of the first candidate."""
-        return answer_row(self.x, self.s, self.hand_best)
+    def answer_row(self, ctx: np.ndarray) -> np.ndarray:
+        """ANSWER_FEATURES of the first candidate, with `ctx` the CONTEXT_FEATURES of the hits."""
+        return answer_row(self.x, self.s, self.hand_best, ctx)
 
 
-def answer_row(x: np.ndarray, s: np.ndarray, hand_best: float) -> np.ndarray:
+def answer_row(x: np.ndarray, s: np.ndarray, hand_best: float, ctx: np.ndarray) -> np.ndarray:
     """ANSWER_FEATURES of the best-scored candidate of rows `x` with model scores `s`."""
     k = int(np.argmax(s))
     rest = np.delete(s, k)
     gap = float(s[k] - rest.max()) if len(rest) else 0.0
-    return np.concatenate([x[k], [s[k], gap, hand_best]]).astype(np.float32)[None, :]
+    return np.concatenate([x[k], [s[k], gap, hand_best], ctx]).astype(np.float32)[None, :]
 
 
 class SelectModel:
@@ -215,26 +275,23 @@ class SelectModel:
     def scores(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.booster.predict(x, num_threads=1))
 
-    def p_answer(self, ranked: Ranked) -> float | None:
-        """The classifier's probability that something found answers, or None without one."""
+    def p_answer(self, ranked: Ranked, ctx: np.ndarray) -> float | None:
+        """The classifier's probability that something found answers, or None without one;
+        `ctx`: `context` of the hits `ranked` was chosen from."""
         if self.answer is None or not len(ranked.s):
             return None
-        return float(self.answer.predict(ranked.answer_row(), num_threads=1)[0])
+        return float(self.answer.predict(ranked.answer_row(ctx), num_threads=1)[0])
 
-    def answers(self, ranked: Ranked) -> bool | None:
+    def answers(self, ranked: Ranked, ctx: np.ndarray) -> bool | None:
         """Whether the first candidate answers, or None without a classifier."""
-        p = self.p_answer(ranked)
+        p = self.p_answer(ranked, ctx)
         return None if p is None else p >= self.threshold
 
     @staticmethod
     def load(path: Path = MODEL_PATH) -> SelectModel:
-        import lightgbm
-
-        d = json.loads(path.read_text("utf-8"))
-        if tuple(d["features"]) != FEATURES:
-            raise ValueError(f"{path}: trained on other features; run `make train`")
-        answer = lightgbm.Booster(model_str=d["answer_booster"]) if d.get("answer_booster") else None
-        return SelectModel(lightgbm.Booster(model_str=d["booster"]), answer, float(d.get("answer_threshold", 0.5)))
+        d = read_model(path, {"features": FEATURES, "answer_features": ANSWER_FEATURES})
+        answer = booster(d["answer_booster"]) if d.get("answer_booster") else None
+        return SelectModel(booster(d["booster"]), answer, float(d.get("answer_threshold", 0.5)))
 
 
 @functools.lru_cache(maxsize=1)

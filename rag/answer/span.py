@@ -10,13 +10,13 @@ in the sentence (rag/answer/span_features.py) and answers only when its best sco
 from __future__ import annotations
 
 import functools
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rag.answer.boosters import booster, read_model
 from rag.answer.span_features import FEATURES, features
 from rag.query.question import Question
 
@@ -65,12 +65,8 @@ class SpanModel:
 
     @staticmethod
     def load(path: Path = MODEL_PATH) -> SpanModel:
-        import lightgbm
-
-        d = json.loads(path.read_text("utf-8"))
-        if tuple(d["features"]) != FEATURES:
-            raise ValueError(f"{path}: trained on other features; run `make train`")
-        return SpanModel(lightgbm.Booster(model_str=d["booster"]), float(d["threshold"]))
+        d = read_model(path, {"features": FEATURES})
+        return SpanModel(booster(d["booster"]), float(d["threshold"]))
 
 
 @functools.lru_cache(maxsize=1)

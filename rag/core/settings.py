@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     # Answer or refuse: the threshold below, or the selector's classifier (off: see README).
     refusal: Literal["learned", "rules", "rescue"] = "rules"
     rescue_threshold: float = Field(0.8, ge=0, le=1)  # "rescue": answer what the threshold refuses above this
+    veto_threshold: float = Field(0.0, ge=0, le=1)  # "rescue": refuse what the threshold answers below this
     reranker: Literal["none", "cross-encoder"] = "none"
     rerank_model: str | None = None  # model name or local path of a cross-encoder (bge-reranker …)
     rerank_weight: float = Field(0.6, ge=0)  # a sentence moves by weight × (reranker score − 0.5); untuned
