@@ -196,7 +196,7 @@ def test_learned_order_quotes_the_answering_sentence(passages_index: Settings, e
     assert learned >= 7 and learned >= good("rules"), learned
 
 
-@pytest.mark.parametrize("mode", ["learned", "rescue"])
+@pytest.mark.parametrize("mode", ["rules", "learned", "rescue"])
 def test_answer_classifier_modes_still_refuse_what_is_not_there(
     passages_index: Settings, embedder: Embedder, mode: str
 ) -> None:

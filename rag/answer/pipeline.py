@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from langchain_core.retrievers import BaseRetriever
 
+from rag.answer.defined import defining_hits
 from rag.answer.effective import effective_answer
 from rag.answer.rerank import Reranker, blend, make_reranker
 from rag.answer.retrieve import HybridRetriever
@@ -273,7 +274,7 @@ class Pipeline:
             question = strip_instructions(question.strip())[0]
             scope, _, hits = self._retrieve(st, question, district)
             q = self._analyse(st, question, scope.spoken)
-            return q, hits, score_sentences(q, hits[:CANDIDATES_FOR_ANSWER], st.idf, self.params)
+            return q, hits, score_sentences(q, _head(q, hits, st), st.idf, self.params)
         finally:
             st.release()
 
@@ -285,7 +286,7 @@ class Pipeline:
     def _evidence(self, st: _Loaded, q: Question, hits: list[Hit], districts: list[str]) -> list[list[Scored]]:
         """Evidence per district: one group when scoped, else every district close to the best."""
         p = self.params
-        top = hits[:CANDIDATES_FOR_ANSWER]
+        top = _head(q, hits, st)
         if effect := effective_answer(q, top, st.by_doc):
             return [effect]  # the named document's own 本条例自…起施行
         structural = self._structural(st, q, top, districts)
@@ -391,3 +392,10 @@ class Pipeline:
 
     def documents(self) -> list[dict[str, Any]]:
         return self.index.documents
+
+
+def _head(q: Question, hits: list[Hit], st: _Loaded) -> list[Hit]:
+    """The hits an answer is chosen from: the first ones, and the articles of their documents
+    that define the term the question asks about."""
+    top = hits[:CANDIDATES_FOR_ANSWER]
+    return top + defining_hits(q, top, st.by_doc)

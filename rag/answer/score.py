@@ -108,8 +108,14 @@ def is_heading(sentence: str, title: str) -> bool:
 
 
 def defines(sentence: str, term: str) -> bool:
-    """The sentence is a definition of `term`: "两区一堡：…", "…两区一堡是指…", "两区一堡，即…"."""
-    return bool(re.search(re.escape(term) + r"[”\"」*]*(?:[：:]|是指|指的是|，?即(?![时将使便刻])|就是)", sentence))
+    """The sentence is a definition of `term`: "两区一堡：…", "…两区一堡是指…", "两区一堡，即…",
+    "所称归侨，是指…", "华侨房屋包括…"."""
+    # Regulations write "本条例所称革命遗址，是指…，主要包括：": a comma may part the term from its verb.
+    return bool(
+        re.search(
+            re.escape(term) + r"[”\"」*]*[，,]?(?:[：:]|是指|指的是|即(?![时将使便刻])|就是|(?:主要)?包括)", sentence
+        )
+    )
 
 
 def enumeration(sentence: str, mark: str) -> int:
@@ -204,6 +210,8 @@ def score_sentences(q: Question, hits: list[Hit], idf: dict[str, float], p: Answ
                 score += p.who_bonus
             if kind == "list" and HAS_LIST.search(ns):
                 score += p.type_bonus
+            if kind == "list" and term and defines(ns, term):  # "X包括哪几类" → "X包括：…"
+                score += p.def_bonus
             elif kind == "definition" and term and defines(ns, term):
                 score += p.def_bonus
             elif kind == "definition" and HAS_DEF.search(ns):

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from rag.answer.boosters import booster, read_model
-from rag.answer.score import HAS_DATE, HAS_LIST, HAS_NUM, HAS_ORG, Scored
+from rag.answer.score import HAS_DATE, HAS_LIST, HAS_NUM, HAS_ORG, Scored, defines
 from rag.answer.span import rule_span
 from rag.core.text import CJK, normalise
 from rag.core.types import Hit
@@ -67,6 +67,7 @@ FEATURES: tuple[str, ...] = (
     "has_list",
     "has_org",
     "has_quote",
+    "defines",
     "same_chunk_as_top",
     "prev_coverage",
     "next_coverage",
@@ -159,6 +160,7 @@ def features(q: Question, scored: list[Scored], hits: list[Hit]) -> np.ndarray:
                 float(bool(HAS_LIST.search(ns))),
                 float(bool(HAS_ORG.search(ns))),
                 float(bool(_QUOTE.search(ns))),
+                float(q.defined is not None and defines(ns, q.defined)),  # "所称X，是指…" for "X是什么意思"
                 float(s.hit.chunk.id == head[0].hit.chunk.id),
                 cov_at.get((s.hit.chunk.id, s.position - 1), math.nan),
                 cov_at.get((s.hit.chunk.id, s.position + 1), math.nan),

@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from rag.answer.score import Scored
-from rag.core.text import normalise
+from rag.core.text import normalise, split_sentences
 from rag.core.types import Chunk, Hit
 from rag.ingest.chunk import strip_marker
 from rag.query.question import Question
@@ -80,11 +80,21 @@ def section_items(question: Question, hits: Iterable[Hit], by_doc: dict[str, lis
     return None
 
 
+# An article's inline items: "…包括：（一）界碑、界桩；（二）监测站点；（三）宣传牌。"
+_ITEM = re.compile(r"^[（(][一二三四五六七八九十]+[）)]")
+_OPENS = re.compile(r"[：:](?:[（(]一[）)]|$)")
+
+
 def lead_in_items(group: list[Scored], by_doc: dict[str, list[Chunk]]) -> list[Scored]:
-    """A chosen lead-in that ends its passage ("具体体现在：") announces the sub-headings that
-    follow it: the group plus those items; otherwise the group unchanged."""
+    """A chosen lead-in announces the items that follow it: inside its passage ("下列条件：（一）…；
+    （二）…"), the item sentences after it; at the passage's end ("具体体现在："), the sub-headings
+    that follow. The group plus those items; otherwise the group unchanged."""
     last = group[-1]
     chunk = last.hit.chunk
+    if _OPENS.search(last.sentence):
+        inline = _inline_items(group, last)
+        if inline:
+            return group + inline
     if not last.sentence.endswith(("：", ":")) or not chunk.text.rstrip().endswith(last.sentence):
         return group
     items = _children(chunk.section_path, by_doc.get(chunk.doc_id, []))
@@ -92,6 +102,20 @@ def lead_in_items(group: list[Scored], by_doc: dict[str, list[Chunk]]) -> list[S
         Scored(Hit(c, last.hit.score, last.hit.ranks), text, pos, last.score, last.coverage)
         for pos, (text, c) in enumerate(_closed(items[:MAX_ITEMS]))
     ]
+
+
+def _inline_items(group: list[Scored], last: Scored) -> list[Scored]:
+    """The item sentences right after `last` in its passage, not already in the group."""
+    have = {(s.hit.chunk.id, s.position) for s in group}
+    sentences = split_sentences(last.hit.chunk.text, drop_blank=True)
+    out: list[Scored] = []
+    for pos in range(last.position + 1, min(len(sentences), last.position + 1 + MAX_ITEMS)):
+        text = sentences[pos].strip()
+        if not _ITEM.match(text):
+            break
+        if (last.hit.chunk.id, pos) not in have:
+            out.append(Scored(last.hit, text, pos, last.score, last.coverage))
+    return out
 
 
 def _closed(items: list[tuple[str, Chunk]]) -> list[tuple[str, Chunk]]:

