@@ -24,6 +24,7 @@ from rag.answer.versions import VersionedRetriever, answer_in_versions
 from rag.core.errors import ScopeError
 from rag.core.places import Gazetteer, gazetteer
 from rag.core.settings import Settings
+from rag.core.text import longest_first
 from rag.core.types import Answer, Chunk, Citation, Hit
 from rag.index.bm25 import bm25_idf
 from rag.index.embed import Embedder, make_embedder
@@ -72,9 +73,7 @@ class _Loaded:
         held = held_places(index.districts)
         aliases = {a for p in held.values() for a in Gazetteer.aliases(p)}
         self.names = tuple(
-            sorted(
-                set(index.districts) | {d[:-1] for d in index.districts if len(d) > 2} | aliases, key=len, reverse=True
-            )
+            sorted(set(index.districts) | {d[:-1] for d in index.districts if len(d) > 2} | aliases, key=longest_first)
         )
         # Places some passage names: a question about one of them is not refused for its place.
         g = gazetteer()
@@ -262,7 +261,7 @@ class Pipeline:
         return scope, districts, hits
 
     def _analyse(self, st: _Loaded, question: str, spoken: tuple[str, ...]) -> Question:
-        names = tuple(sorted({*st.names, *spoken}, key=len, reverse=True))  # place names are scope, not topic
+        names = tuple(sorted({*st.names, *spoken}, key=longest_first))  # place names are scope, not topic
         return analyse(question, names, self.synonyms)
 
     def candidates(self, question: str, district: str | None = None) -> tuple[Question, list[Hit], list[Scored]]:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from rag.core.text import longest_first
+
 LEVELS = ("province", "city", "county")
 LEVEL_NAMES = {"province": "省级", "city": "市级", "county": "区县级"}
 _MUNICIPALITIES = ("11", "12", "31", "50")  # 北京 天津 上海 重庆: their districts sit right below them
@@ -62,7 +64,7 @@ def _resource(name: str) -> str:
 def _nations() -> tuple[str, ...]:
     # Names of divisions carry the full form (土家族苗族自治县); longest first.
     names = {line.strip() for line in _resource("56_nations.csv").splitlines() if line.strip()}
-    return tuple(sorted(names, key=len, reverse=True))
+    return tuple(sorted(names, key=longest_first))
 
 
 class Gazetteer:
@@ -74,7 +76,7 @@ class Gazetteer:
         for p in self.by_code.values():
             for alias in self.aliases(p):
                 self.by_alias.setdefault(alias, []).append(p)
-        self._alias_re = re.compile("|".join(re.escape(a) for a in sorted(self.by_alias, key=len, reverse=True)))
+        self._alias_re = re.compile("|".join(re.escape(a) for a in sorted(self.by_alias, key=longest_first)))
 
     @staticmethod
     def aliases(p: Place) -> list[str]:

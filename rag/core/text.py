@@ -20,7 +20,10 @@ def normalise(text: str, *, keep_space: bool = False, fold_case: bool = True) ->
     gold keys and LLM claims are compared (PDF text writes "2022 年底前", full-width ，（）)."""
     t = unicodedata.normalize("NFKC", text)
     t = t if keep_space else re.sub(r"\s+", "", t)  # after NFKC, which can make spaces (¨ → " ̈")
-    return t.lower() if fold_case else t
+    t = t.lower() if fold_case else t
+    # Dropping that space can leave a pair NFKC composes ("U¯" → "u" + U+0304 → "ū"): once more,
+    # so that normalising twice gives the same text.
+    return t if unicodedata.is_normalized("NFKC", t) else unicodedata.normalize("NFKC", t)
 
 
 def split_sentences(text: str, *, drop_blank: bool = False) -> list[str]:
@@ -38,3 +41,9 @@ def place_stem(name: str) -> str:
         if name.endswith(s) and len(name) - len(s) >= 2:
             return name[: -len(s)]
     return name
+
+
+def longest_first(s: str) -> tuple[int, str]:
+    """Sort key for names matched longest first (浦东新区 before 浦东); equal lengths in a fixed
+    order, since a set's order changes from run to run and with it which overlapping name wins."""
+    return -len(s), s

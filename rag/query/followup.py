@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from rag.core.text import place_stem
+from rag.core.text import longest_first, place_stem
 from rag.query.scope import detect_scope
 
 # Words that carry no content in an elliptical follow-up such as "那么静安区的情况呢？".
@@ -60,7 +60,7 @@ class Turn:
 
 
 def _strip_names(text: str, names: Sequence[str]) -> str:
-    for n in sorted(names, key=len, reverse=True):
+    for n in sorted(names, key=longest_first):
         text = text.replace(n, "")
         if place_stem(n) != n:
             text = text.replace(place_stem(n), "")
@@ -69,7 +69,7 @@ def _strip_names(text: str, names: Sequence[str]) -> str:
 
 def _substitute(question: str, old: Sequence[str], new: str) -> str:
     """The previous question with its district(s) replaced by `new` (prefixed when it named none)."""
-    for n in sorted(old, key=len, reverse=True):
+    for n in sorted(old, key=longest_first):
         for form in (n, place_stem(n)):
             if form and form in question:
                 return question.replace(form, new, 1)

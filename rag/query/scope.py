@@ -14,6 +14,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from rag.core.places import LEVEL_NAMES, LEVELS, Gazetteer, Place, gazetteer
+from rag.core.text import longest_first
 
 _FULL_SUFFIXES = ("县", "区", "州", "市", "省", "经济特区", "自治区")
 
@@ -55,7 +56,7 @@ def _named(question: str, held: dict[str, Place], g: Gazetteer) -> list[tuple[st
         for alias in Gazetteer.aliases(p):
             by_alias.setdefault(alias, []).append(p)
     rest = question
-    for alias in sorted(by_alias, key=len, reverse=True):
+    for alias in sorted(by_alias, key=longest_first):
         for m in re.finditer(re.escape(alias), rest):
             out.append((m.start(), alias, by_alias[alias]))
         rest = rest.replace(alias, "□" * len(alias))
