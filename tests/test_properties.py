@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rag.core.text import normalise, split_sentences
+from rag.core.text import longest_first, normalise, split_sentences
 from rag.core.types import Document, content_hash
 from rag.ingest.chunk import INFO_SECTION, chunk_document, pack_paragraphs, parse_sections
 from rag.ingest.paragraphs import normalize_text
@@ -133,3 +133,14 @@ def test_question_analysis_never_crashes(question: str) -> None:
     assert all(t.strip() for t in query_terms(question))
     q = analyse(question)
     assert q.kind in {it.kind for it in INTENTS} | {"fact"} and q.words == words
+
+
+@FAST
+@given(st.sets(st.text(alphabet="浦东新区金山黄静安", min_size=1, max_size=4), max_size=8))
+def test_names_sort_longest_first_in_one_order_whatever_the_set_order(names: set[str]) -> None:
+    """Place names are matched longest first; equal lengths must not follow a set's order, which
+    changes from run to run (and with it which of two overlapping names wins)."""
+    forward = sorted(names, key=longest_first)
+    backward = sorted(reversed(list(names)), key=longest_first)
+    assert forward == backward
+    assert [len(n) for n in forward] == sorted((len(n) for n in names), reverse=True)
