@@ -40,6 +40,16 @@ class Counting:
         return self.inner.embed_query(text)
 
 
+def index_of(tmp: pytest.TempPathFactory, embedder: Embedder, files: dict[str, str], name: str) -> Settings:
+    """Settings over a fresh real index of `files` (file name → text), written for one test module."""
+    docs = tmp.mktemp(f"{name}-docs")
+    for file, text in files.items():
+        (docs / file).write_text(text, "utf-8")
+    settings = Settings(index_dir=tmp.mktemp(f"{name}-index"))
+    assert ingest([docs], settings, embedder).ok
+    return settings
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _tuned() -> None:
     quiet_and_fast()

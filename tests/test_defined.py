@@ -4,13 +4,12 @@ however deep in the document it sits. Real index of a regulation written for the
 from __future__ import annotations
 
 import pytest
+from conftest import index_of
 
 from rag.answer.cite import answer_dict
 from rag.answer.defined import defining_hits
 from rag.answer.pipeline import Pipeline
-from rag.core.settings import Settings
 from rag.index.embed import Embedder
-from rag.ingest.build import ingest
 from rag.query.question import analyse
 
 DUTIES = ["编制保护规划", "开展资源调查", "组织巡查", "设立保护标志", "开展宣传教育", "建立监测制度", "组织生态修复"]
@@ -33,11 +32,7 @@ def regulation() -> str:
 
 @pytest.fixture(scope="module")
 def wetland(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Pipeline:
-    docs = tmp_path_factory.mktemp("wetland-docs")
-    (docs / "澄江市湿地保护条例.md").write_text(regulation(), "utf-8")
-    settings = Settings(index_dir=tmp_path_factory.mktemp("wetland-index"))
-    assert ingest([docs], settings, embedder).ok
-    return Pipeline(settings, embedder)
+    return Pipeline(index_of(tmp_path_factory, embedder, {"澄江市湿地保护条例.md": regulation()}, "wetland"), embedder)
 
 
 def test_the_definition_article_answers_what_the_term_means(wetland: Pipeline) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import index_of
 
 from rag.answer.cite import answer_dict
 from rag.answer.effective import names_document
@@ -25,7 +26,6 @@ from rag.answer.select import (
 )
 from rag.core.settings import Settings
 from rag.index.embed import Embedder
-from rag.ingest.build import ingest
 from rag.query.question import analyse
 
 # A regulation whose articles repeat its title's words, as real ones do.
@@ -67,11 +67,7 @@ def _cn(n: int) -> str:
 
 @pytest.fixture(scope="module")
 def regulation_index(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Settings:
-    docs = tmp_path_factory.mktemp("greening-docs")
-    (docs / "江川市城市绿化管理条例.md").write_text(regulation(), "utf-8")
-    settings = Settings(index_dir=tmp_path_factory.mktemp("greening-index"))
-    assert ingest([docs], settings, embedder).ok
-    return settings
+    return index_of(tmp_path_factory, embedder, {"江川市城市绿化管理条例.md": regulation()}, "greening")
 
 
 def test_reorder_permutes_the_head_and_keeps_scores(regulation_index: Settings, embedder: Embedder) -> None:
@@ -175,12 +171,7 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def passages_index(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Settings:
-    docs = tmp_path_factory.mktemp("selector-docs")
-    for name, text in PASSAGES.items():
-        (docs / f"{name}.txt").write_text(text, "utf-8")
-    settings = Settings(index_dir=tmp_path_factory.mktemp("selector-index"))
-    assert ingest([docs], settings, embedder).ok
-    return settings
+    return index_of(tmp_path_factory, embedder, {f"{n}.txt": t for n, t in PASSAGES.items()}, "selector")
 
 
 def test_learned_order_quotes_the_answering_sentence(passages_index: Settings, embedder: Embedder) -> None:

@@ -9,11 +9,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from rag.answer.effective import first_per_document
 from rag.core.text import normalise
 from rag.core.types import Chunk, Hit
 from rag.query.question import Question
-
-DOCS = 3  # the documents of the first hits searched for the definition
 
 
 def defining_hits(q: Question, hits: Sequence[Hit], by_doc: dict[str, list[Chunk]]) -> list[Hit]:
@@ -27,12 +26,9 @@ def defining_hits(q: Question, hits: Sequence[Hit], by_doc: dict[str, list[Chunk
     rx = re.compile(
         rf"所称[“\"]?{t}|(?:^|[。；：，\s（(一二三四五六七八九十]|条)[“\"]?{t}[”\"]?[，,]?(?:是指|指的是|包括|主要包括)"
     )
-    firsts: dict[str, Hit] = {}
-    for h in hits:
-        firsts.setdefault(h.chunk.doc_id, h)
     seen = {h.chunk.id for h in hits}
     out: list[Hit] = []
-    for first in list(firsts.values())[:DOCS]:
+    for first in first_per_document(hits):
         for chunk in by_doc.get(first.chunk.doc_id, []):
             if chunk.id not in seen and rx.search(normalise(chunk.text)):
                 out.append(Hit(chunk, first.score, first.ranks))

@@ -24,6 +24,14 @@ TITLE_SHARE = 0.75  # of the title's characters (beyond place names) the questio
 DOCS = 3  # the documents of the first hits that may be the named one
 
 
+def first_per_document(hits: Sequence[Hit], docs: int = DOCS) -> list[Hit]:
+    """The best hit of each of the first `docs` documents among `hits`, in hit order."""
+    firsts: dict[str, Hit] = {}
+    for h in hits:
+        firsts.setdefault(h.chunk.doc_id, h)
+    return list(firsts.values())[:docs]
+
+
 def names_document(q: Question, title: str) -> bool:
     """The question names this document: it holds most of the title's characters beyond its place
     names, and names no other place than the title's ("广东省物业管理条例" is not 北京市's)."""
@@ -42,10 +50,7 @@ def effective_answer(q: Question, hits: Sequence[Hit], by_doc: dict[str, list[Ch
     """The effect clause of the document the question names, when it asks when that takes effect."""
     if q.kind != "date" or not EFFECTIVE_Q.search(q.normalised):
         return []
-    firsts: dict[str, Hit] = {}
-    for h in hits:
-        firsts.setdefault(h.chunk.doc_id, h)
-    for hit in list(firsts.values())[:DOCS]:
+    for hit in first_per_document(hits):
         if not names_document(q, hit.chunk.title):
             continue
         for chunk in by_doc.get(hit.chunk.doc_id, []):

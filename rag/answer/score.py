@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from rag.core.text import CJK, normalise, split_sentences
 from rag.core.types import Hit
+from rag.index.bm25 import rarest
 from rag.query.question import Question
 from rag.query.terms import DATE_Q, HOW_MANY_Q, NUM_Q
 
@@ -139,7 +140,7 @@ def score_sentences(q: Question, hits: list[Hit], idf: dict[str, float], p: Answ
     terms, alts, tri, kind, nq, unit = list(q.terms), q.alts, list(q.trigrams), q.kind, q.normalised, q.unit
     # A term the index has never seen is as specific as it gets: weigh it like the rarest one
     # (computed once per question: per sentence it was most of the latency at 100k chunks).
-    unseen = max(idf.values(), default=1.0)
+    unseen = rarest(idf)
     term = q.defined
     past_q, future_q = q.past, q.future
     duration_q = bool(DURATION_Q.search(nq))

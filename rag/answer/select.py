@@ -28,6 +28,7 @@ from rag.answer.score import HAS_DATE, HAS_LIST, HAS_NUM, HAS_ORG, Scored, defin
 from rag.answer.span import rule_span
 from rag.core.text import CJK, normalise
 from rag.core.types import Hit
+from rag.index.bm25 import rarest
 from rag.query.question import INTENTS, Question
 
 TOP = 8  # candidates the model re-ranks
@@ -208,7 +209,7 @@ def context(q: Question, hits: list[Hit], idf: dict[str, float]) -> np.ndarray:
     sims = [h.ranks["dense_sim"] for h in hits if "dense_sim" in h.ranks]
     first = normalise(top.chunk.title + top.chunk.embed_text)
     everywhere = "".join(normalise(h.chunk.title + h.chunk.embed_text) for h in hits)
-    unseen = max(idf.values(), default=1.0)
+    unseen = rarest(idf)
 
     def found(t: str, text: str) -> bool:
         return t in text or any(a in text for a in q.alts.get(t, ()))

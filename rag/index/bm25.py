@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,10 @@ class BM25Store:
         s = np.bincount(rows, weights=vals, minlength=self.num_docs).astype(np.float32)
         return s * mask if mask is not None else s
 
+    def document_frequencies(self) -> np.ndarray:
+        """How many rows hold each token, by token id."""
+        return np.diff(self._indptr).astype(np.float64)
+
     def search(self, query: str, k: int, mask: np.ndarray | None = None) -> list[tuple[int, float]]:
         s = self.scores(query, mask)
         k = min(k, len(s))
@@ -84,10 +89,24 @@ class BM25Store:
         return [(int(i), float(s[i])) for i in top if s[i] > 0]
 
 
-def bm25_idf(store: BM25Store) -> dict[str, float]:
+class Idf(dict[str, float]):
+    """Token → inverse document frequency, with its largest value computed once per index: a term
+    the index has never seen weighs like the rarest one, and every question needs that value."""
+
+    @functools.cached_property
+    def rarest(self) -> float:
+        return max(self.values(), default=1.0)
+
+
+def rarest(idf: Mapping[str, float]) -> float:
+    """The largest idf (an `Idf` keeps it; a plain mapping is scanned)."""
+    return idf.rarest if isinstance(idf, Idf) else max(idf.values(), default=1.0)
+
+
+def bm25_idf(store: BM25Store) -> Idf:
     """Inverse document frequency of every indexed token (from the bm25s score matrix)."""
     n = float(store.num_docs)
-    df = np.diff(store._indptr).astype(np.float64)
+    df = store.document_frequencies()
     idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
     vocab = store.vocab
     # Vectorised (a dict over ~10^6 tokens at 100k chunks); bm25s' vocabulary may hold a token
@@ -95,4 +114,4 @@ def bm25_idf(store: BM25Store) -> dict[str, float]:
     ids = np.fromiter(vocab.values(), dtype=np.int64, count=len(vocab))
     ok = ids < len(idf)
     toks = [t for t, keep in zip(vocab.keys(), ok.tolist(), strict=True) if keep]
-    return dict(zip(toks, idf[ids[ok]].tolist(), strict=True))
+    return Idf(zip(toks, idf[ids[ok]].tolist(), strict=True))
