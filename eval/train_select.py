@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from boosting import BOOSTING, SEED  # eval/, the script's own folder
+from boosting import BOOSTING, REGULATION_SETS, SEED  # eval/, the script's own folder
 from cmrc import from_squad
 
 from rag.answer.pipeline import CANDIDATES_FOR_ANSWER, Pipeline
@@ -54,8 +54,6 @@ EXTRA = ROOT.parent / "shared" / "corpus_extra"
 # qa_regions_dev asks of both: without the Shanghai ones its Shanghai questions would teach the
 # answer classifier that a good passage means "refuse".
 REGULATIONS = (EXTRA / "regions", EXTRA / "shanghai_regulations")
-# Our regulation sets, each written from the documents alone over documents no held-out set uses.
-REGULATION_SETS = ("qa_regions_dev", "qa_regions_train", "qa_shanghai_train")
 TUNING_WEIGHT = 5
 BENCH_UNANSWERED = 0.3  # bench questions also asked without their answer's passages (refusal cases)
 

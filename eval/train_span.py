@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from boosting import BOOSTING, SEED  # eval/, the script's own folder
+from boosting import BOOSTING, SEED, TUNING_SETS  # eval/, the script's own folder
 from cmrc import from_squad
 
 from rag.answer.score import AnswerParams, score_sentences, select_evidence
@@ -46,7 +46,6 @@ REPORT = ROOT / "eval" / "span_report.md"
 POSITIVE_F1 = 0.8
 NEGATIVES = 40
 TUNING_WEIGHT = 5  # sampled per question, besides every near miss
-TUNING_SETS = ("qa", "qa_regions_dev", "qa_regions_train", "qa_shanghai_train")
 
 
 @dataclass(frozen=True)
