@@ -254,12 +254,16 @@ def main() -> None:
     rule = np.asarray([everything[i].hand_best >= Settings().refusal_threshold for i in vi])
     ours = np.asarray([everything[i].set.startswith("qa") for i in vi])
     rescue = Settings().rescue_threshold
+    plans = np.asarray([everything[i].set == "qa" for i in vi])
     for veto in (0.0, 0.05, 0.1, 0.15, 0.2, 0.3):
-        ok = np.where(rule, p >= veto, p >= rescue) == y
+        said = np.where(rule, p >= veto, p >= rescue)
+        ok = said == y
         print(
             f"rescue {rescue} veto {veto}: validation decision accuracy bench {float(np.mean(ok[~ours])):.3f}, "
-            f"ours {float(np.mean(ok[ours])):.3f}; our unanswered refused "
-            f"{float(np.mean(~np.where(rule, p >= veto, p >= rescue)[ours & (y == 0)])):.3f}"
+            f"ours {float(np.mean(ok[ours])):.3f} (plans {float(np.mean(ok[plans])):.3f} n={int(plans.sum())}, "
+            f"regulations {float(np.mean(ok[ours & ~plans])):.3f} n={int((ours & ~plans).sum())}); "
+            f"our unanswered refused {float(np.mean(~said[ours & (y == 0)])):.3f}, "
+            f"our answerable answered {float(np.mean(said[ours & (y == 1)])):.3f}"
         )
     answer = fit_answer(list(range(len(everything))), rows, labels, everything)
     out = {

@@ -3,6 +3,7 @@ figure that is not a year) decides between sentences that cover its words alike.
 
 from __future__ import annotations
 
+from rag.answer.effective import names_document
 from rag.answer.score import AnswerParams, score_sentences
 from rag.core.types import Chunk, Hit
 from rag.query.question import analyse
@@ -144,3 +145,11 @@ def test_a_fragment_of_a_longer_word_is_no_anchor() -> None:
     idf = {"长时": 9.0, "时间": 1.0, "公开": 2.0, "审议": 2.5, "结果": 1.5, "闭会": 4.0}
     (best,) = score_sentences(analyse("闭会后多长时间内要公开审议结果？"), [Hit(chunk, 1.0)], idf, AnswerParams())
     assert best.score > 0.35, best
+
+
+def test_a_title_is_named_in_its_short_forms() -> None:
+    """ "…区县人大常委会…工作条例什么时候起施行" names "…区县（自治县）人民代表大会常务委员会…工作条例"."""
+    title = "某市区县（自治县）人民代表大会常务委员会街道工作委员会工作条例"
+    q = analyse("某市区县人大常委会街道工作委员会工作条例什么时候起施行？")
+    assert names_document(q, title)
+    assert not names_document(analyse("某市街道办事处条例什么时候起施行？"), title)

@@ -98,6 +98,9 @@ def test_place_from_title_adoption_line_and_aliases() -> None:
         == "酉阳土家族苗族自治县"
     )
     assert place("# 住宅小区停车管理办法\n第一条 为了规范停车，制定本办法。\n") is None
+    assert place("# 港口服务指南\n第二条 行李寄存点设在候船大厅东侧。\n") is None  # 港口区's short name, a word here
+    # A national programme's local instance, named by its province in brackets.
+    assert place("# 中国（福建）自由贸易试验区条例\n第一条 为了推进试验区建设，制定本条例。\n") == "福建省"
 
 
 def test_a_notice_or_news_item_takes_its_first_line_as_title_and_kind() -> None:

@@ -83,3 +83,39 @@ def test_a_place_only_mentioned_is_answered_only_by_passages_that_name_it(tmp_pa
         assert all("杭州市" in c.chunk.text for c in cards.citations)
     finally:
         pipe.index.close()
+
+
+def test_a_district_with_documents_also_names_the_city_above_it() -> None:
+    held = ["上海市", "浦东新区", "金山区"]
+    s = detect_scope("在浦东登记商事调解组织要多久？", held)
+    assert s.districts == ("浦东新区",) and s.above == ("上海市",) and "浦东新区" in s.above_names
+    assert detect_scope("上海的商事调解规定", held).above == ()  # the city itself: nothing above
+
+
+def test_a_city_document_that_names_a_district_answers_it_and_unplaced_ones_are_kept(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    """宝山区 has documents of its own; a 上海市 regulation on 宝山区's port answers a 宝山区
+    question, one that never names 宝山 does not, and a document with no place is never excluded."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "baoshan.txt").write_text("上海市宝山区养老服务办法\n第三条 宝山区设立养老服务指导中心。\n", "utf-8")
+    (docs / "port.txt").write_text(
+        "上海市邮轮港口促进规定\n第六条 宝山区人民政府应当在吴淞口邮轮港设立旅客服务中心，提供二十四小时咨询。\n",
+        "utf-8",
+    )
+    (docs / "ferry.txt").write_text(
+        "上海市轮渡管理规定\n第六条 轮渡码头应当设立旅客服务中心，每日六时至二十二时提供咨询。\n", "utf-8"
+    )
+    (docs / "guide.txt").write_text("港口服务指南\n第二条 邮轮旅客行李寄存点设在候船大厅东侧。\n", "utf-8")
+    settings = Settings(index_dir=tmp_path / "index", data_dir=tmp_path / "data")
+    assert ingest([docs], settings, embedder).ok
+    pipe = Pipeline(settings, embedder)
+    try:
+        port = pipe.ask("宝山区的邮轮港旅客服务中心提供多长时间的咨询？")
+        assert not port.abstained and "二十四小时" in port.answer, port.answer
+        assert all("宝山" in c.chunk.text for c in port.citations)
+        luggage = pipe.ask("宝山区的邮轮旅客行李寄存点设在哪里？")
+        assert not luggage.abstained and "东侧" in luggage.answer, luggage.answer
+    finally:
+        pipe.index.close()

@@ -20,6 +20,10 @@ EFFECTIVE_Q = re.compile(r"施行|实施|生效|开始执行|开始实行|起效
 EFFECT_CLAUSE = re.compile(
     r"本(?:条例|规定|办法|细则|决定|规则|决议|意见|通知)[^。；]{0,40}?自[^。；]{2,40}?(?:施行|生效|执行)"
 )
+# The short forms people write for a title's long ones ("人大常委会" for 人民代表大会常务委员会), and
+# the bracketed alternatives a title carries ("区县（自治县）"): compared in the short form.
+_SHORT_FORMS = (("人民代表大会常务委员会", "人大常委会"), ("人民代表大会", "人大"), ("人民政府", "政府"))
+_BRACKETED = re.compile(r"（[^（）]{1,8}）|\([^()]{1,8}\)")
 TITLE_SHARE = 0.75  # of the title's characters (beyond place names) the question must hold
 DOCS = 3  # the documents of the first hits that may be the named one
 
@@ -35,15 +39,23 @@ def first_per_document(hits: Sequence[Hit], docs: int = DOCS) -> list[Hit]:
 def names_document(q: Question, title: str) -> bool:
     """The question names this document: it holds most of the title's characters beyond its place
     names, and names no other place than the title's ("广东省物业管理条例" is not 北京市's)."""
-    t = normalise(title)
+    t = _short(normalise(title))
+    asked_text = _short(q.normalised)
     places = [n for n in q.drop if n in t]
-    asked = [n for n in q.drop if n in q.normalised]
+    asked = [n for n in q.drop if n in asked_text]
     if places and asked and not any(a in t for a in asked):
         return False
     for n in places:
         t = t.replace(n, "")
     chars = {c for c in t if CJK.match(c)}
-    return bool(chars) and len(chars & set(q.normalised)) / len(chars) >= TITLE_SHARE
+    return bool(chars) and len(chars & set(asked_text)) / len(chars) >= TITLE_SHARE
+
+
+def _short(text: str) -> str:
+    text = _BRACKETED.sub("", text)
+    for long, short in _SHORT_FORMS:
+        text = text.replace(long, short)
+    return text
 
 
 def effective_answer(q: Question, hits: Sequence[Hit], by_doc: dict[str, list[Chunk]]) -> list[Scored]:

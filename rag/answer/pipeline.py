@@ -28,7 +28,7 @@ from rag.core.text import longest_first
 from rag.core.types import Answer, Chunk, Citation, Hit
 from rag.index.bm25 import bm25_idf
 from rag.index.embed import Embedder, make_embedder
-from rag.index.generations import KIND_SCOPE, Index
+from rag.index.generations import KIND_SCOPE, UNPLACED, Index
 from rag.query.guard import strip_instructions
 from rag.query.question import Question, analyse
 from rag.query.scope import Scope, detect_scope, held_by_level, held_places
@@ -261,9 +261,21 @@ class Pipeline:
         districts = [district] if district else list(scope.districts)
         # "规划里…" asks the plans, "条例…" the regulations: the other kind would only crowd them out.
         search_scope = districts or self._kind_scope(st, question)
+        above = [] if district else list(scope.above)
+        unplaced = [UNPLACED] if districts and UNPLACED in st.index.district_masks else []  # never excluded
+        k = max(self.settings.top_k, CANDIDATES_FOR_ANSWER * 2)
         hits = st.retriever.retrieve(
-            question, max(self.settings.top_k, CANDIDATES_FOR_ANSWER * 2), search_scope or None
+            question, k * 2 if above else k, [*search_scope, *above, *unplaced] if search_scope else None
         )
+        if above:
+            # The places above answer only where their passage names the place asked about.
+            own = {*districts, UNPLACED}
+            hits = [
+                h
+                for h in hits
+                if (h.chunk.district or UNPLACED) in own
+                or any(n in h.chunk.text or n in h.chunk.title for n in scope.above_names)
+            ][:k]
         if scope.spoken and not districts:
             # A place only some passages speak of: those passages answer, or nothing does.
             hits = [h for h in hits if any(n in h.chunk.text or n in h.chunk.title for n in scope.spoken)]

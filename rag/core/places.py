@@ -124,6 +124,8 @@ class Gazetteer:
             choices = self.by_alias[m.group()] if m else []
             if found is not None:
                 choices = [c for c in choices if self.within(c, found) and c != found]
+            elif m and not _SUFFIX.search(m.group()) and all(c.level == "county" for c in choices):
+                choices = []  # a county's bare short name opening a title is a word: 港口服务指南, 长安街…
             if not choices:
                 new = _NEW_DISTRICT.match(text, pos) if found is not None and found.level != "county" else None
                 if new and new.group(1) not in _GENERIC:

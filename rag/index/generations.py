@@ -232,6 +232,7 @@ def vector_status(root: Path, gen: Path | None = None, chunks: int | None = None
 
 
 KIND_SCOPE = "kind:"
+UNPLACED = ""  # the scope of chunks whose document has no place: searched beside any place
 
 
 @dataclass
@@ -318,11 +319,11 @@ class Index:
         idx.row_of = {c.id: i for i, c in enumerate(chunks)}
         scope_ids: dict[str, list[str]] = {}
         for c in chunks:
-            if c.district and c.id not in pending:  # the vectors a district's dense search can find
-                scope_ids.setdefault(c.district, []).append(c.id)
+            if c.id not in pending:  # the vectors a district's dense search can find
+                scope_ids.setdefault(c.district or UNPLACED, []).append(c.id)
         vectors.scope_ids = scope_ids
-        by_row = np.array([c.district or "" for c in chunks], dtype=object)
-        for d in idx.districts:
+        by_row = np.array([c.district or UNPLACED for c in chunks], dtype=object)
+        for d in idx.districts + ([UNPLACED] if (by_row == UNPLACED).any() else []):
             idx.district_masks[d] = (by_row == d).astype(np.float32)
         idx._add_kind_scopes(scope_ids)
         return idx

@@ -140,10 +140,16 @@ def _kind(title: str, paragraphs: list[str]) -> str:
     return "other"
 
 
+# A national programme's local instance names its place in brackets: 中国（广东）自由贸易试验区.
+_NATIONAL_BRACKET = re.compile(r"中国[（(]([^（）()]{2,10})[）)]")
+
+
 def _area(name: str) -> str | None:
     """The most specific division a title or issuer starts with: 上海市静安区… → 静安区,
     深圳经济特区… → 深圳市; 住宅小区… → None (see rag.core.places)."""
     place = gazetteer().prefix(name)
+    if place is None and (m := _NATIONAL_BRACKET.match(name)):
+        place = gazetteer().prefix(m.group(1))  # 中国（上海）自由贸易试验区… → 上海市
     return place.name if place else None
 
 

@@ -27,6 +27,10 @@ class Scope:
     # names as written): only such passages may answer, so 杭州市's rule is never quoted from
     # 上海市's regulation on the same topic.
     spoken: tuple[str, ...] = ()
+    # Indexed places above a named place that has documents of its own, and the names it goes by:
+    # a 上海市 regulation on 浦东新区 answers a 浦东新区 question when its passage names 浦东新区.
+    above: tuple[str, ...] = ()
+    above_names: tuple[str, ...] = ()
 
 
 def held_places(known: Sequence[str], g: Gazetteer | None = None) -> dict[str, Place]:
@@ -87,12 +91,18 @@ def detect_scope(question: str, known: Sequence[str], mentioned: Collection[str]
     unknown: list[str] = []
     spoken_of: list[str] = []
     unscoped = False
+    over: list[str] = []
+    over_names: list[str] = []
     for alias, places in named:
         inside = [n for n, h in held.items() if any(g.within(h, p) for p in places)]
         above = [n for n, h in held.items() if any(g.within(p, h) for p in places)]
         spoken = mentioned is None or any(p.code in mentioned for p in places)
         if inside:
             districts.extend(inside)
+            strictly = [n for n in above if n not in inside]
+            if strictly and spoken:
+                over.extend(strictly)
+                over_names.extend([alias, *(p.name for p in places)])
         elif above and spoken:
             districts.extend(above)
         elif mentioned is not None and spoken:
@@ -101,8 +111,15 @@ def detect_scope(question: str, known: Sequence[str], mentioned: Collection[str]
         else:
             unknown.append(places[0].name if alias == places[0].short else alias)
     if unscoped:
-        districts = []
-    return Scope(tuple(dict.fromkeys(districts)), tuple(dict.fromkeys(unknown)), tuple(dict.fromkeys(spoken_of)))
+        districts, over = [], []
+    over = [n for n in over if n not in districts]  # "上海市金山区…" names both; 上海市 is not above
+    return Scope(
+        tuple(dict.fromkeys(districts)),
+        tuple(dict.fromkeys(unknown)),
+        tuple(dict.fromkeys(spoken_of)),
+        tuple(dict.fromkeys(over)),
+        tuple(dict.fromkeys(over_names)) if over else (),
+    )
 
 
 def held_by_level(known: Sequence[str]) -> str:
