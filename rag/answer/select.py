@@ -194,6 +194,8 @@ CONTEXT_FEATURES: tuple[str, ...] = (
     "missing_share",
     "missing_idf_max",
     "docs_in_top",
+    "missing_whole",
+    "missing_whole_idf_max",
 )
 # What decides whether to answer at all: the chosen candidate's row, how sure the order is, the
 # hand scorer's best (the refusal rule's own input) and the passages' CONTEXT_FEATURES.
@@ -221,6 +223,8 @@ def context(q: Question, hits: list[Hit], idf: dict[str, float]) -> np.ndarray:
     # their bigrams; how rare the rarest missing one is says whether it names a topic or is everyday.
     words = [w for w in q.words if len(w) >= 2]
     missing = [w for w in words if not found(w, everywhere) and not any(found(t, everywhere) for t in _bigrams(w))]
+    # Missing as a whole word: 红树林 is absent though 树林 is in the forestry rules.
+    whole = [w for w in words if not found(w, everywhere)]
     qc = _question_chars(q)
     title = normalise(top.chunk.title)
     bm25_top = raw[0]
@@ -236,6 +240,8 @@ def context(q: Question, hits: list[Hit], idf: dict[str, float]) -> np.ndarray:
             len(missing) / len(words) if words else 0.0,
             max((idf.get(b, unseen) for w in missing for b in _bigrams(w)), default=0.0),
             len({h.chunk.doc_id for h in hits}),
+            len(whole),
+            max((idf.get(b, unseen) for w in whole for b in _bigrams(w)), default=0.0),
         ],
         dtype=np.float32,
     )
@@ -254,12 +260,12 @@ class Ranked:
 
     def answer_row(self, ctx: np.ndarray) -> np.ndarray:
         """ANSWER_FEATURES of the first candidate, with `ctx` the CONTEXT_FEATURES of the hits."""
-        return answer_row(self.x, self.s, self.hand_best, ctx)
+        return answer_row(self.x, self.s, self.hand_best, ctx, first=0)  # the order's first: the answer
 
 
-def answer_row(x: np.ndarray, s: np.ndarray, hand_best: float, ctx: np.ndarray) -> np.ndarray:
-    """ANSWER_FEATURES of the best-scored candidate of rows `x` with model scores `s`."""
-    k = int(np.argmax(s))
+def answer_row(x: np.ndarray, s: np.ndarray, hand_best: float, ctx: np.ndarray, first: int | None = None) -> np.ndarray:
+    """ANSWER_FEATURES of candidate `first` (default: the best-scored) of rows `x` with model scores `s`."""
+    k = int(np.argmax(s)) if first is None else first
     rest = np.delete(s, k)
     gap = float(s[k] - rest.max()) if len(rest) else 0.0
     return np.concatenate([x[k], [s[k], gap, hand_best], ctx]).astype(np.float32)[None, :]
@@ -306,6 +312,9 @@ def shipped_selector() -> SelectModel | None:
         return None
 
 
+_DEFINES = FEATURES.index("defines")
+
+
 def rank(q: Question, scored: list[Scored], hits: list[Hit], model: Ranks | None) -> Ranked:
     """`scored` with its first TOP candidates in the model's order; scores stay the hand ones."""
     hand_best = max((c.score for c in scored), default=0.0)
@@ -313,7 +322,10 @@ def rank(q: Question, scored: list[Scored], hits: list[Hit], model: Ranks | None
         return Ranked(scored, np.zeros((0, len(FEATURES)), dtype=np.float32), np.zeros(0), hand_best)
     x = features(q, scored, hits)
     s = model.scores(x)
-    order = np.argsort(-s, kind="stable")
+    # The document's own "所称X，是指…" answers "X是什么意思" wherever the order would put it: the
+    # few definition questions in training leave the order unsure of it beside repetitive articles.
+    first = x[:, _DEFINES] > 0 if q.defined is not None else np.zeros(len(s), dtype=bool)
+    order = np.lexsort((-s, ~first))
     return Ranked([scored[int(i)] for i in order] + scored[TOP:], x[order], s[order], hand_best)
 
 
