@@ -194,8 +194,6 @@ CONTEXT_FEATURES: tuple[str, ...] = (
     "missing_share",
     "missing_idf_max",
     "docs_in_top",
-    "missing_whole",
-    "missing_whole_idf_max",
 )
 # What decides whether to answer at all: the chosen candidate's row, how sure the order is, the
 # hand scorer's best (the refusal rule's own input) and the passages' CONTEXT_FEATURES.
@@ -223,8 +221,6 @@ def context(q: Question, hits: list[Hit], idf: dict[str, float]) -> np.ndarray:
     # their bigrams; how rare the rarest missing one is says whether it names a topic or is everyday.
     words = [w for w in q.words if len(w) >= 2]
     missing = [w for w in words if not found(w, everywhere) and not any(found(t, everywhere) for t in _bigrams(w))]
-    # Missing as a whole word: 红树林 is absent though 树林 is in the forestry rules.
-    whole = [w for w in words if not found(w, everywhere)]
     qc = _question_chars(q)
     title = normalise(top.chunk.title)
     bm25_top = raw[0]
@@ -240,8 +236,6 @@ def context(q: Question, hits: list[Hit], idf: dict[str, float]) -> np.ndarray:
             len(missing) / len(words) if words else 0.0,
             max((idf.get(b, unseen) for w in missing for b in _bigrams(w)), default=0.0),
             len({h.chunk.doc_id for h in hits}),
-            len(whole),
-            max((idf.get(b, unseen) for w in whole for b in _bigrams(w)), default=0.0),
         ],
         dtype=np.float32,
     )
