@@ -24,7 +24,7 @@ from rag.answer.versions import VersionedRetriever, answer_in_versions
 from rag.core.errors import ScopeError
 from rag.core.places import Gazetteer, gazetteer
 from rag.core.settings import Settings
-from rag.core.text import longest_first
+from rag.core.text import longest_first, normalise
 from rag.core.types import Answer, Chunk, Citation, Hit
 from rag.index.bm25 import bm25_idf
 from rag.index.embed import Embedder, make_embedder
@@ -34,6 +34,7 @@ from rag.query.question import Question, analyse
 from rag.query.scope import Scope, detect_scope, held_by_level, held_places
 from rag.query.synonyms import make_synonyms
 from rag.query.terms import question_words
+from rag.query.titles import title_core, unheld
 
 ABSTAIN = "抱歉，已收录的文件中没有找到能回答这个问题的内容。以下是最相关的段落，供人工核对。"
 CANDIDATES_FOR_ANSWER = 8
@@ -84,6 +85,10 @@ class _Loaded:
         self.names = tuple(
             sorted(set(index.districts) | {d[:-1] for d in index.districts if len(d) > 2} | aliases, key=longest_first)
         )
+        # Each place's document titles as users name them (rag.query.titles).
+        self.titles: dict[str, set[str]] = {}
+        for chunks in self.by_doc.values():
+            self.titles.setdefault(chunks[0].district or UNPLACED, set()).add(title_core(chunks[0].title, self.names))
         # Places some passage names: a question about one of them is not refused for its place.
         g = gazetteer()
         self.mentioned = {p.code for c in index.chunks for _, places in g.mentions(c.text) for p in places}
@@ -244,7 +249,13 @@ class Pipeline:
             answer = Answer(question, ABSTAIN, True, (), tuple(hits[: self.settings.top_k]), {}, {"realtime": True})
         else:
             q = self._analyse(st, question, scope.spoken)  # read by every later stage
-            answer = self._compose(q, self._evidence(st, q, hits, districts), hits)
+            searched = [*districts, *scope.above, UNPLACED] if districts else list(st.titles)
+            missing = unheld(q.titles, {t for d in searched for t in st.titles.get(d, ())})
+            # A title the passages themselves speak of (制定《…办法》) is theirs to answer on.
+            if missing := [c for c in missing if not any(c in normalise(h.chunk.text) for h in hits)]:
+                answer = self._refuse_title(q, missing, hits, searched)
+            else:
+                answer = self._compose(q, self._evidence(st, q, hits, districts), hits)
         t2 = time.perf_counter()
         timings = {"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000}
         return replace(answer, timings_ms=timings)
@@ -402,6 +413,12 @@ class Pipeline:
         return Answer(
             question, text, True, (), tuple(hits[: self.settings.top_k]), {}, {"unknown_districts": list(unknown)}
         )
+
+    def _refuse_title(self, q: Question, missing: list[str], hits: list[Hit], searched: list[str]) -> Answer:
+        where = "、".join(d for d in searched if d) if len(searched) < 5 else ""
+        text = f"抱歉，已收录的{where}文件中没有提问所说的“{'”“'.join(missing)}”，无法回答。以下是最相关的段落，供人工核对。"
+        retrieved = tuple(hits[: self.settings.top_k])
+        return Answer(q.text, text, True, (), retrieved, {}, {"unheld_titles": missing})
 
     def as_retriever(self, district: str | None = None, include_refused: bool = False) -> BaseRetriever:
         """This pipeline as a langchain `BaseRetriever` (see rag.answer.lc_retriever)."""

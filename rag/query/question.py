@@ -32,6 +32,7 @@ from rag.query.terms import (
     synonym_alts,
     trigrams,
 )
+from rag.query.titles import named_titles
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,8 @@ class Question:
     # The content words just before and after the question's 什么/哪/谁 ("广三铁路在哪年建成" →
     # 广三铁路, 建成): an answer sits between them in the passage.
     frame: tuple[str | None, str | None] = (None, None)
+    # The cores of the local documents it names by title (rag.query.titles): 自动驾驶汽车条例.
+    titles: tuple[str, ...] = field(default=())
 
 
 _QUOTED = re.compile(r"“([^”]*)”|\"([^\"]*)\"|「([^」]*)」")
@@ -155,4 +158,5 @@ def analyse(
         ordinal=bool(ORDINAL_Q.search(nq)),
         marks=tuple(marks),
         frame=_frame(nq),
+        titles=named_titles(nq, drop),
     )
