@@ -54,3 +54,29 @@ def test_a_named_regulation_the_index_lacks_is_refused_and_a_loose_name_is_answe
             assert refused.abstained and not refused.citations, refused.answer
     finally:
         pipe.index.close()
+
+
+def test_a_topic_only_another_place_regulates_is_refused_naming_that_place(tmp_path: Path, embedder: Embedder) -> None:
+    """Only 天津 has a 蜂蜜 regulation: a 河北 question on 蜂蜜 is refused and told where the topic
+    is, while a 河北 question on what 河北's own text says is answered."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "honey.txt").write_text(
+        "天津市蜂蜜质量管理条例\n第五条 蜂蜜生产经营者应当建立进货查验记录，记录保存期限不得少于二年。\n", "utf-8"
+    )
+    (docs / "permits.txt").write_text(
+        "河北省食品生产许可管理条例\n第八条 食品生产许可证有效期为五年，期满需要延续的，应当在期满前三十日提出申请。\n",
+        "utf-8",
+    )
+    settings = Settings(index_dir=tmp_path / "index", data_dir=tmp_path / "data")
+    assert ingest([docs], settings, embedder).ok
+    pipe = Pipeline(settings, embedder)
+    try:
+        honey = pipe.ask("河北省对蜂蜜生产经营者的进货查验记录要保存多久？")
+        assert honey.abstained and not honey.citations and "天津市" in honey.answer, honey.answer
+        own = pipe.ask("河北省的食品生产许可证期满要延续，应当在什么时候提出申请？")
+        assert not own.abstained and "三十日" in own.answer, own.answer
+        there = pipe.ask("天津市蜂蜜进货查验记录要保存多久？")
+        assert not there.abstained and "二年" in there.answer, there.answer
+    finally:
+        pipe.index.close()

@@ -13,6 +13,7 @@ from langchain_core.retrievers import BaseRetriever
 
 from rag.answer.defined import defining_hits
 from rag.answer.effective import effective_answer
+from rag.answer.elsewhere import PlaceTexts
 from rag.answer.rerank import Reranker, blend, make_reranker
 from rag.answer.retrieve import HybridRetriever
 from rag.answer.score import AnswerParams, Scored, score_sentences, select_evidence
@@ -89,6 +90,7 @@ class _Loaded:
         self.titles: dict[str, set[str]] = {}
         for chunks in self.by_doc.values():
             self.titles.setdefault(chunks[0].district or UNPLACED, set()).add(title_core(chunks[0].title, self.names))
+        self.places = PlaceTexts.of(self.by_doc.values(), UNPLACED)  # for topics only others regulate
         # Places some passage names: a question about one of them is not refused for its place.
         g = gazetteer()
         self.mentioned = {p.code for c in index.chunks for _, places in g.mentions(c.text) for p in places}
@@ -254,6 +256,8 @@ class Pipeline:
             # A title the passages themselves speak of (制定《…办法》) is theirs to answer on.
             if missing := [c for c in missing if not any(c in normalise(h.chunk.text) for h in hits)]:
                 answer = self._refuse_title(q, missing, hits, searched)
+            elif districts and (topics := st.places.elsewhere(q, searched)):
+                answer = self._refuse_elsewhere(topics, q, hits, searched)
             else:
                 answer = self._compose(q, self._evidence(st, q, hits, districts), hits)
         t2 = time.perf_counter()
@@ -419,6 +423,17 @@ class Pipeline:
         text = f"抱歉，已收录的{where}文件中没有提问所说的“{'”“'.join(missing)}”，无法回答。以下是最相关的段落，供人工核对。"
         retrieved = tuple(hits[: self.settings.top_k])
         return Answer(q.text, text, True, (), retrieved, {}, {"unheld_titles": missing})
+
+    def _refuse_elsewhere(
+        self, topics: list[tuple[str, list[str]]], q: Question, hits: list[Hit], searched: list[str]
+    ) -> Answer:
+        where = "、".join(d for d in searched if d) if len(searched) < 5 else ""
+        said = "；".join(f"“{w}”只见于{'、'.join(ps[:3])}的文件" for w, ps in topics)
+        text = (
+            f"抱歉，已收录的{where}文件中没有讲到提问所说的内容（{said}），无法回答。以下是最相关的段落，供人工核对。"
+        )
+        retrieved = tuple(hits[: self.settings.top_k])
+        return Answer(q.text, text, True, (), retrieved, {}, {"topic_elsewhere": [w for w, _ in topics]})
 
     def as_retriever(self, district: str | None = None, include_refused: bool = False) -> BaseRetriever:
         """This pipeline as a langchain `BaseRetriever` (see rag.answer.lc_retriever)."""

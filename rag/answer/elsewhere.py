@@ -1,0 +1,52 @@
+"""A topic only other places regulate: "北京市对蚕种生产经营许可证有什么规定" when only 重庆 has a
+蚕种 regulation. Such a question is refused, naming where the topic is found, rather than
+answered with the nearest 北京 passage on 许可证.
+
+A question word counts as the topic when a document title of some other place holds it (titles
+name topics; everyday words such as 房东 or 小广告 rarely stand in one), and no text of the searched
+places holds it or any of its synonyms. Checked on the tuning sets (regions dev and train,
+Shanghai train, qa), it flags only unanswerable questions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from rag.core.text import normalise
+from rag.core.types import Chunk
+from rag.query.question import Question
+
+
+@dataclass(frozen=True)
+class PlaceTexts:
+    """Each place's documents as one normalised text, and its normalised titles."""
+
+    text: Mapping[str, str]
+    titles: Mapping[str, frozenset[str]]
+
+    @staticmethod
+    def of(documents: Iterable[list[Chunk]], unplaced: str = "") -> PlaceTexts:
+        texts: dict[str, list[str]] = {}
+        titles: dict[str, set[str]] = {}
+        for chunks in documents:
+            place = chunks[0].district or unplaced
+            title = normalise(chunks[0].title)
+            titles.setdefault(place, set()).add(title)
+            texts.setdefault(place, []).append(title + "".join(normalise(c.text) for c in chunks))
+        return PlaceTexts({p: "\n".join(t) for p, t in texts.items()}, {p: frozenset(t) for p, t in titles.items()})
+
+    def elsewhere(self, q: Question, searched: list[str]) -> list[tuple[str, list[str]]]:
+        """The question's topic words that only other places' documents speak of, each with
+        the places whose titles hold it."""
+        out: list[tuple[str, list[str]]] = []
+        for w in dict.fromkeys(q.words):
+            if len(w) < 2 or any(w == t for t, _ in out):
+                continue
+            forms = (w, *q.alts.get(w, ()))
+            if any(f in self.text.get(p, "") for f in forms for p in searched):
+                continue
+            others = [p for p, ts in self.titles.items() if p not in searched and any(w in t for t in ts)]
+            if others:
+                out.append((w, others))
+        return out
