@@ -80,3 +80,25 @@ def test_a_topic_only_another_place_regulates_is_refused_naming_that_place(tmp_p
         assert not there.abstained and "二年" in there.answer, there.answer
     finally:
         pipe.index.close()
+
+
+def test_a_topic_jieba_cuts_in_two_is_still_a_topic(tmp_path: Path, embedder: Embedder) -> None:
+    """河北's text has 自动, 驾驶, 车辆 and 测试, never 自动驾驶, which only 天津's title holds."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "tj.txt").write_text(
+        "天津市自动驾驶车辆道路测试管理条例\n第六条 测试主体应当为每辆测试车辆配备安全员。\n", "utf-8"
+    )
+    (docs / "hb.txt").write_text(
+        "河北省道路交通安全条例\n第九条 车辆检测机构应当按照规定对车辆进行安全技术测试，驾驶人驾驶车辆应当遵守交通信号。\n"
+        "第十条 商场的自动扶梯由经营单位负责维护。\n",
+        "utf-8",
+    )
+    settings = Settings(index_dir=tmp_path / "index", data_dir=tmp_path / "data")
+    assert ingest([docs], settings, embedder).ok
+    pipe = Pipeline(settings, embedder)
+    try:
+        a = pipe.ask("河北省对自动驾驶车辆的测试有什么规定？")
+        assert a.abstained and "自动驾驶" in a.answer and "天津市" in a.answer, a.answer
+    finally:
+        pipe.index.close()
