@@ -3,7 +3,7 @@ figure that is not a year) decides between sentences that cover its words alike.
 
 from __future__ import annotations
 
-from rag.answer.effective import names_document
+from rag.answer.effective import effective_answer, names_document
 from rag.answer.score import AnswerParams, score_sentences
 from rag.core.types import Chunk, Hit
 from rag.query.question import analyse
@@ -153,3 +153,40 @@ def test_a_title_is_named_in_its_short_forms() -> None:
     q = analyse("某市区县人大常委会街道工作委员会工作条例什么时候起施行？")
     assert names_document(q, title)
     assert not names_document(analyse("某市街道办事处条例什么时候起施行？"), title)
+
+
+def _law_chunks() -> list[Chunk]:
+    title = "某省实施《中华人民共和国种子法》办法"
+    return [
+        Chunk(
+            "a", "d", "第十条 种子生产经营者应当建立生产经营档案，保存期限不少于三年。", ("第二章",), 0, title, "某省"
+        ),
+        Chunk(
+            "b",
+            "d",
+            "第三十条 本办法自2022年5月1日起施行。《某省农作物种子条例》同时废止。",
+            ("第五章 附则",),
+            1,
+            title,
+            "某省",
+        ),
+    ]
+
+
+def test_a_repeal_question_gets_the_named_documents_own_repeal_clause() -> None:
+    chunks = _law_chunks()
+    hits, by_doc = [Hit(chunks[0], 1.0)], {"d": chunks}
+    both = effective_answer(analyse("某省实施种子法办法什么时候起施行？同时废止了哪部条例？"), hits, by_doc)
+    assert [s.sentence.split()[-1] for s in both] == [
+        "本办法自2022年5月1日起施行。",
+        "《某省农作物种子条例》同时废止。",
+    ]
+    (repealed,) = effective_answer(analyse("某省实施《种子法》办法施行后，哪部旧条例废止了？"), hits, by_doc)
+    assert repealed.sentence == "《某省农作物种子条例》同时废止。"
+
+
+def test_the_implementing_in_a_title_is_not_the_asked_event() -> None:
+    """ "按某省实施种子法办法，档案要保存多长时间" asks a deadline inside the text, not when it takes effect."""
+    chunks = _law_chunks()
+    q = analyse("按某省实施种子法办法，种子生产经营档案要保存多长时间？")
+    assert effective_answer(q, [Hit(chunks[0], 1.0)], {"d": chunks}) == []

@@ -20,6 +20,11 @@ EFFECTIVE_Q = re.compile(r"施行|实施|生效|开始执行|开始实行|起效
 EFFECT_CLAUSE = re.compile(
     r"本(?:条例|规定|办法|细则|决定|规则|决议|意见|通知)[^。；]{0,40}?自[^。；]{2,40}?(?:施行|生效|执行)"
 )
+# The asked repeal, and the document's own repeal clause ("《…条例》同时废止", "…自本条例施行之日起废止").
+REPEAL_Q = re.compile(r"废止|废除")
+REPEAL_CLAUSE = re.compile(r"同时废止|施行之日起废止|同时废除")
+# A title that implements a law: 上海市实施《中华人民共和国食品安全法》办法, 实施食品安全法办法.
+_IMPLEMENTING = re.compile(r"实施《?[^，。？?《》]{1,24}?法》?(?:办法|条例|细则|规定)")
 # The short forms people write for a title's long ones ("人大常委会" for 人民代表大会常务委员会), and
 # the bracketed alternatives a title carries ("区县（自治县）"): compared in the short form.
 _SHORT_FORMS = (("人民代表大会常务委员会", "人大常委会"), ("人民代表大会", "人大"), ("人民政府", "政府"))
@@ -52,21 +57,31 @@ def names_document(q: Question, title: str) -> bool:
 
 
 def _short(text: str) -> str:
-    text = _BRACKETED.sub("", text)
+    text = _BRACKETED.sub("", text).replace("中华人民共和国", "")  # 实施《动物防疫法》办法 is how people say it
     for long, short in _SHORT_FORMS:
         text = text.replace(long, short)
     return text
 
 
 def effective_answer(q: Question, hits: Sequence[Hit], by_doc: dict[str, list[Chunk]]) -> list[Scored]:
-    """The effect clause of the document the question names, when it asks when that takes effect."""
-    if q.kind != "date" or not EFFECTIVE_Q.search(q.normalised):
+    """The effect clause of the document the question names, when it asks when that takes effect,
+    and its repeal clause when it asks what that repealed (both, when it asks both)."""
+    asked = _IMPLEMENTING.sub("", q.normalised)  # the 实施 of a title is not the asked event
+    effect = q.kind == "date" and bool(EFFECTIVE_Q.search(asked))
+    repeal = bool(REPEAL_Q.search(asked))
+    if not (effect or repeal):
         return []
     for hit in first_per_document(hits):
         if not names_document(q, hit.chunk.title):
             continue
+        found: list[Scored] = []
+        wanted = [rx for rx, asked in ((EFFECT_CLAUSE, effect), (REPEAL_CLAUSE, repeal)) if asked]
         for chunk in by_doc.get(hit.chunk.doc_id, []):
             for pos, sentence in enumerate(split_sentences(chunk.text, drop_blank=True)):
-                if EFFECT_CLAUSE.search(sentence):
-                    return [Scored(Hit(chunk, hit.score, hit.ranks), sentence.strip(), pos, hit.score, 1.0)]
+                met = [rx for rx in wanted if rx.search(sentence)]
+                if met:
+                    found.append(Scored(Hit(chunk, hit.score, hit.ranks), sentence.strip(), pos, hit.score, 1.0))
+                    wanted = [rx for rx in wanted if rx not in met]  # the first of each: the document's own
+        if found:  # what the named document says of it, though it may repeal nothing
+            return found
     return []
