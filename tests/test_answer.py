@@ -3,6 +3,8 @@ figure that is not a year) decides between sentences that cover its words alike.
 
 from __future__ import annotations
 
+import pytest
+
 from rag.answer.effective import effective_answer, names_document
 from rag.answer.score import AnswerParams, score_sentences
 from rag.core.types import Chunk, Hit
@@ -190,3 +192,49 @@ def test_the_implementing_in_a_title_is_not_the_asked_event() -> None:
     chunks = _law_chunks()
     q = analyse("按某省实施种子法办法，种子生产经营档案要保存多长时间？")
     assert effective_answer(q, [Hit(chunks[0], 1.0)], {"d": chunks}) == []
+
+
+def _regulation() -> tuple[list[Hit], dict[str, list[Chunk]]]:
+    title = "某市河道管理条例"
+    head = "2010年5月20日某市第十三届人民代表大会常务委员会第十八次会议通过\n2018年3月1日某市第十五届人民代表大会常务委员会第二次会议第一次修正\n2022年6月2日某市第十五届人民代表大会常务委员会第四十次会议第二次修正"
+    chunks = [
+        Chunk("h", "d", head, ("前言",), 0, title, "某市"),
+        Chunk(
+            "a",
+            "d",
+            "第一条 为了加强河道管理，保障防洪安全，结合本市实际，制定本条例。",
+            ("第一章 总则",),
+            1,
+            title,
+            "某市",
+        ),
+        Chunk(
+            "b", "d", "第二条 本条例适用于本市行政区域内河道的整治、利用和保护。", ("第一章 总则",), 2, title, "某市"
+        ),
+        Chunk(
+            "c", "d", "第十条 在河道管理范围内修建码头的，应当报市水务部门批准。", ("第二章 整治",), 3, title, "某市"
+        ),
+    ]
+    return [Hit(chunks[3], 1.0)], {"d": chunks}
+
+
+@pytest.mark.parametrize(
+    ("question", "clause"),
+    [
+        ("某市河道管理条例是哪次会议通过的？", "第十八次会议通过"),
+        ("某市河道管理条例最近一次是什么时候修正的？", "2022年6月2日"),
+        ("某市河道管理条例适用于哪些范围？", "本条例适用于"),
+        ("某市河道管理条例的立法目的是什么？", "为了加强河道管理"),
+    ],
+)
+def test_a_documents_own_clauses_answer_what_is_asked_of_it(question: str, clause: str) -> None:
+    hits, by_doc = _regulation()
+    (found,) = effective_answer(analyse(question), hits, by_doc)
+    assert clause in found.sentence
+
+
+def test_what_an_article_asks_approved_is_not_the_adoption() -> None:
+    hits, by_doc = _regulation()
+    assert effective_answer(analyse("按某市河道管理条例，在河道里修建码头由谁批准？"), hits, by_doc) == []
+    amended = effective_answer(analyse("某市河道管理条例修正过几次？"), hits, by_doc)
+    assert [s.sentence[-5:] for s in amended] == ["第一次修正", "第二次修正"]

@@ -1,7 +1,9 @@
-"""When a document takes effect: "北京促进科技成果转化条例啥时候开始实施的？" is answered by that
-regulation's own article "本条例自2020年1月1日起施行。", wherever it sits. The question's words all
-name the document (its title matches every article), so neither retrieval nor sentence scoring
-can single out the article that answers; the document's structure can.
+"""What a document says of itself: "北京促进科技成果转化条例啥时候开始实施的？" is answered by that
+regulation's own article "本条例自2020年1月1日起施行。", wherever it sits; likewise what it repealed
+(…同时废止), when and by which meeting it was adopted or amended (its head lines: "…会议通过",
+"…第二次修正"), what it applies to (本条例适用于…) and why it was made (为了…，制定本条例). The
+question's words all name the document (its title matches every article), so neither retrieval
+nor sentence scoring can single out the clause that answers; the document's structure can.
 """
 
 from __future__ import annotations
@@ -23,6 +25,25 @@ EFFECT_CLAUSE = re.compile(
 # The asked repeal, and the document's own repeal clause ("《…条例》同时废止", "…自本条例施行之日起废止").
 REPEAL_Q = re.compile(r"废止|废除")
 REPEAL_CLAUSE = re.compile(r"同时废止|施行之日起废止|同时废除")
+# When or by whom it was adopted or amended: the document's head lines ("2021年9月29日广东省第十三届
+# 人民代表大会常务委员会第三十五次会议通过", "…第二次修正"); asked only with when/who/会议, since
+# "通过政务平台共享", "多大比例通过" and "由谁批准" are other things.
+_DOC = r"(?:条例|规定|办法|细则|决定)"
+ADOPTED_Q = re.compile(
+    rf"{_DOC}[^，。？]{{0,4}}通过|哪次会议|什么会议|哪个会议|(?:什么时候|何时|哪年|哪天)(?:被)?(?:通过|批准)"
+)
+ADOPTED_LINE = re.compile(r"\d{4}年\d{1,2}月\d{1,2}日[^。\n]{0,60}?会议[^。\n]{0,10}?(?:通过|批准)")
+AMENDED_Q = re.compile(
+    rf"{_DOC}[^，。？]{{0,6}}(?:修正|修订|修改)|(?:什么时候|何时|哪年|哪天)(?:被)?(?:修正|修订|修改)"
+    r"|(?:修正|修订|修改)(?:过)?(?:几|多少)次|(?:最近|最后|上)一次(?:修正|修订|修改)"
+)
+AMENDED_LINE = re.compile(r"\d{4}年\d{1,2}月\d{1,2}日[^。\n]{0,80}?(?:修正|修订)")
+LATEST_Q = re.compile(r"最近|最新|最后|最晚|上一次")
+# Its scope and purpose articles: "本条例适用于本市行政区域内…", "为了…，制定本条例".
+SCOPE_Q = re.compile(rf"{_DOC}[^，。？]{{0,3}}(?:适用|管哪|管什么)")
+SCOPE_CLAUSE = re.compile(r"本(?:条例|规定|办法|细则)适用于|适用本(?:条例|规定|办法|细则)")
+PURPOSE_Q = re.compile(rf"{_DOC}[^，。？]{{0,3}}(?:立法)?(?:目的|宗旨)|(?:为什么|为何|为了什么)(?:要)?制定")
+PURPOSE_CLAUSE = re.compile(r"^(?:第一条)?\s*为(?:了)?[^。]{4,200}?(?:制定|结合本[市省]实际)")
 # A title that implements a law: 上海市实施《中华人民共和国食品安全法》办法, 实施食品安全法办法.
 _IMPLEMENTING = re.compile(r"实施《?[^，。？?《》]{1,24}?法》?(?:办法|条例|细则|规定)")
 # The short forms people write for a title's long ones ("人大常委会" for 人民代表大会常务委员会), and
@@ -63,25 +84,49 @@ def _short(text: str) -> str:
     return text
 
 
-def effective_answer(q: Question, hits: Sequence[Hit], by_doc: dict[str, list[Chunk]]) -> list[Scored]:
-    """The effect clause of the document the question names, when it asks when that takes effect,
-    and its repeal clause when it asks what that repealed (both, when it asks both)."""
+def _asked(q: Question) -> list[tuple[re.Pattern[str], str]]:
+    """The clauses the question asks for, each with which of its occurrences answer."""
     asked = _IMPLEMENTING.sub("", q.normalised)  # the 实施 of a title is not the asked event
-    effect = q.kind == "date" and bool(EFFECTIVE_Q.search(asked))
-    repeal = bool(REPEAL_Q.search(asked))
-    if not (effect or repeal):
+    when_or_who = q.kind in ("date", "who") or "会议" in asked
+    out: list[tuple[re.Pattern[str], str]] = []
+    if q.kind == "date" and EFFECTIVE_Q.search(asked):
+        out.append((EFFECT_CLAUSE, "first"))
+    if REPEAL_Q.search(asked):
+        out.append((REPEAL_CLAUSE, "first"))
+    if when_or_who and ADOPTED_Q.search(asked):
+        out.append((ADOPTED_LINE, "first"))
+    if (when_or_who or q.kind in ("number", "list")) and AMENDED_Q.search(asked):
+        out.append((AMENDED_LINE, "last" if LATEST_Q.search(asked) else "all"))
+    if SCOPE_Q.search(asked):
+        out.append((SCOPE_CLAUSE, "first"))
+    if PURPOSE_Q.search(asked):
+        out.append((PURPOSE_CLAUSE, "first"))
+    return out
+
+
+def effective_answer(q: Question, hits: Sequence[Hit], by_doc: dict[str, list[Chunk]]) -> list[Scored]:
+    """The clauses of the document the question names that say what it asks of that document:
+    when it takes effect, what it repealed, when it was adopted or amended, its scope, its purpose
+    (each asked one, in document order)."""
+    wanted = _asked(q)
+    if not wanted:
         return []
     for hit in first_per_document(hits):
         if not names_document(q, hit.chunk.title):
             continue
-        found: list[Scored] = []
-        wanted = [rx for rx, asked in ((EFFECT_CLAUSE, effect), (REPEAL_CLAUSE, repeal)) if asked]
+        met: dict[int, list[Scored]] = {}
         for chunk in by_doc.get(hit.chunk.doc_id, []):
             for pos, sentence in enumerate(split_sentences(chunk.text, drop_blank=True)):
-                met = [rx for rx in wanted if rx.search(sentence)]
-                if met:
-                    found.append(Scored(Hit(chunk, hit.score, hit.ranks), sentence.strip(), pos, hit.score, 1.0))
-                    wanted = [rx for rx in wanted if rx not in met]  # the first of each: the document's own
-        if found:  # what the named document says of it, though it may repeal nothing
-            return found
+                for i, (rx, _) in enumerate(wanted):
+                    if rx.search(sentence):
+                        met.setdefault(i, []).append(
+                            Scored(Hit(chunk, hit.score, hit.ranks), sentence.strip(), pos, hit.score, 1.0)
+                        )
+        picked = {
+            (s.hit.chunk.id, s.position): s
+            for i, found in sorted(met.items())
+            for s in (found[:1] if wanted[i][1] == "first" else found[-1:] if wanted[i][1] == "last" else found[:4])
+        }
+        if picked:  # what the named document says of it, though it may say nothing of the rest
+            return sorted(picked.values(), key=lambda s: (s.hit.chunk.order, s.position))
     return []
