@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answer.effective import effective_answer, names_document
+from rag.answer.effective import effective_answer, names_document, repeal_unstated
 from rag.answer.score import AnswerParams, score_sentences
 from rag.core.types import Chunk, Hit
 from rag.query.question import analyse
@@ -238,3 +238,10 @@ def test_what_an_article_asks_approved_is_not_the_adoption() -> None:
     assert effective_answer(analyse("按某市河道管理条例，在河道里修建码头由谁批准？"), hits, by_doc) == []
     amended = effective_answer(analyse("某市河道管理条例修正过几次？"), hits, by_doc)
     assert [s.sentence[-5:] for s in amended] == ["第一次修正", "第二次修正"]
+
+
+def test_a_repeal_the_named_document_never_makes_is_unstated() -> None:
+    hits, by_doc = _regulation()
+    assert repeal_unstated(analyse("某市河道管理条例施行后，哪部旧条例同时废止了？"), hits, by_doc)
+    law = _law_chunks()
+    assert not repeal_unstated(analyse("某省实施种子法办法施行后哪部条例废止了？"), [Hit(law[0], 1.0)], {"d": law})

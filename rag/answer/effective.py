@@ -24,7 +24,7 @@ EFFECT_CLAUSE = re.compile(
 )
 # The asked repeal, and the document's own repeal clause ("《…条例》同时废止", "…自本条例施行之日起废止").
 REPEAL_Q = re.compile(r"废止|废除")
-REPEAL_CLAUSE = re.compile(r"同时废止|施行之日起废止|同时废除")
+REPEAL_CLAUSE = re.compile(r"同时废止|同时废除|之日起[^。]{0,60}?废止|》[^。]{0,30}?废止")
 # When or by whom it was adopted or amended: the document's head lines ("2021年9月29日广东省第十三届
 # 人民代表大会常务委员会第三十五次会议通过", "…第二次修正"); asked only with when/who/会议, since
 # "通过政务平台共享", "多大比例通过" and "由谁批准" are other things.
@@ -130,3 +130,15 @@ def effective_answer(q: Question, hits: Sequence[Hit], by_doc: dict[str, list[Ch
         if picked:  # what the named document says of it, though it may say nothing of the rest
             return sorted(picked.values(), key=lambda s: (s.hit.chunk.order, s.position))
     return []
+
+
+def repeal_unstated(q: Question, hits: Sequence[Hit], by_doc: dict[str, list[Chunk]]) -> bool:
+    """The question asks what the document it names repealed, and that document repeals nothing:
+    the nearest passage on 废止 elsewhere would be another document's answer."""
+    if not REPEAL_Q.search(_IMPLEMENTING.sub("", q.normalised)):
+        return False
+    named = [h for h in first_per_document(hits) if names_document(q, h.chunk.title)]
+    if not named:
+        return False
+    chunks = by_doc.get(named[0].chunk.doc_id, [])
+    return not any(REPEAL_CLAUSE.search(c.text) for c in chunks)

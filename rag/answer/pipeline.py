@@ -12,7 +12,7 @@ from typing import Any, NamedTuple, Protocol
 from langchain_core.retrievers import BaseRetriever
 
 from rag.answer.defined import defining_hits
-from rag.answer.effective import effective_answer
+from rag.answer.effective import effective_answer, repeal_unstated
 from rag.answer.elsewhere import PlaceTexts
 from rag.answer.rerank import Reranker, blend, make_reranker
 from rag.answer.retrieve import HybridRetriever
@@ -323,6 +323,8 @@ class Pipeline:
         top = _head(q, hits, st)
         if effect := effective_answer(q, top, st.by_doc):
             return [effect]  # the named document's own 本条例自…起施行
+        if repeal_unstated(q, top, st.by_doc):
+            return []
         structural = self._structural(st, q, top, districts)
         if structural:
             return structural
