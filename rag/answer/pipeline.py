@@ -11,6 +11,7 @@ from typing import Any, NamedTuple, Protocol
 
 from langchain_core.retrievers import BaseRetriever
 
+from rag.answer.article import article_hits, article_missing, article_quote
 from rag.answer.defined import defining_hits
 from rag.answer.effective import effective_answer, repeal_unstated
 from rag.answer.elsewhere import PlaceTexts
@@ -323,8 +324,13 @@ class Pipeline:
         top = _head(q, hits, st)
         if effect := effective_answer(q, top, st.by_doc):
             return [effect]  # the named document's own 本条例自…起施行
-        if repeal_unstated(q, top, st.by_doc):
+        if repeal_unstated(q, top, st.by_doc) or article_missing(q, top, st.by_doc):
             return []
+        if quote := article_quote(q, top, st.by_doc):
+            return [quote]  # "X条例第十条规定了什么": that article
+        if named := article_hits(q, top, st.by_doc):  # the named article first, the retrieved beside it
+            ids = {h.chunk.id for h in named}
+            top = [*named, *(h for h in top if h.chunk.id not in ids)]
         structural = self._structural(st, q, top, districts)
         if structural:
             return structural
