@@ -252,15 +252,8 @@ class Pipeline:
             answer = Answer(question, ABSTAIN, True, (), tuple(hits[: self.settings.top_k]), {}, {"realtime": True})
         else:
             q = self._analyse(st, question, scope.spoken)  # read by every later stage
-            searched = [*districts, *scope.above, UNPLACED] if districts else list(st.titles)
-            missing = unheld(q.titles, {t for d in searched for t in st.titles.get(d, ())})
-            # A title the passages themselves speak of (制定《…办法》) is theirs to answer on.
-            if missing := [c for c in missing if not any(c in normalise(h.chunk.text) for h in hits)]:
-                answer = self._refuse_title(q, missing, hits, searched)
-            elif districts and (topics := st.places.elsewhere(q, searched)):
-                answer = self._refuse_elsewhere(topics, q, hits, searched)
-            else:
-                answer = self._compose(q, self._evidence(st, q, hits, districts), hits)
+            absent = self._absent(st, q, scope, districts, hits)
+            answer = absent or self._compose(q, self._evidence(st, q, hits, districts), hits)
         t2 = time.perf_counter()
         timings = {"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000}
         return replace(answer, timings_ms=timings)
@@ -425,6 +418,18 @@ class Pipeline:
         return Answer(
             question, text, True, (), tuple(hits[: self.settings.top_k]), {}, {"unknown_districts": list(unknown)}
         )
+
+    def _absent(self, st: _Loaded, q: Question, scope: Scope, districts: list[str], hits: list[Hit]) -> Answer | None:
+        """The refusal when the searched places lack what the question names: a regulation by its
+        title (rag.query.titles), or a topic only other places regulate (rag.answer.elsewhere)."""
+        searched = [*districts, *scope.above, UNPLACED] if districts else list(st.titles)
+        missing = unheld(q.titles, {t for d in searched for t in st.titles.get(d, ())})
+        # A title the passages themselves speak of (制定《…办法》) is theirs to answer on.
+        if missing := [c for c in missing if not any(c in normalise(h.chunk.text) for h in hits)]:
+            return self._refuse_title(q, missing, hits, searched)
+        if districts and (topics := st.places.elsewhere(q, searched)):
+            return self._refuse_elsewhere(topics, q, hits, searched)
+        return None
 
     def _refuse_title(self, q: Question, missing: list[str], hits: list[Hit], searched: list[str]) -> Answer:
         where = "、".join(d for d in searched if d) if len(searched) < 5 else ""
