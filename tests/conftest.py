@@ -3,6 +3,7 @@ real Chroma on a temp dir, real jieba), because embedding is the slow part."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -89,3 +90,19 @@ def private_plans(plans_settings: Settings) -> PrivatePlans:
 @pytest.fixture(scope="session")
 def pipeline(plans_settings: Settings, embedder: Embedder) -> Iterator[Pipeline]:
     yield Pipeline(plans_settings, embedder)
+
+
+@contextlib.contextmanager
+def pipeline_over(root: Path, embedder: Embedder, files: dict[str, str]) -> Iterator[Pipeline]:
+    """A real pipeline over these files (name → text), indexed under `root`, closed after."""
+    docs = root / "docs"
+    docs.mkdir()
+    for name, text in files.items():
+        (docs / name).write_text(text, "utf-8")
+    settings = Settings(index_dir=root / "index", data_dir=root / "data")
+    assert ingest([docs], settings, embedder).ok
+    pipe = Pipeline(settings, embedder)
+    try:
+        yield pipe
+    finally:
+        pipe.index.close()

@@ -1,12 +1,11 @@
 from collections.abc import Iterator
 
 import pytest
+from conftest import pipeline_over
 
 from rag.answer.article import chinese_number
 from rag.answer.pipeline import Pipeline
-from rag.core.settings import Settings
 from rag.index.embed import Embedder
-from rag.ingest.build import ingest
 
 
 @pytest.mark.parametrize(
@@ -18,23 +17,16 @@ def test_article_numbers_are_written_as_the_documents_write_them(n: int, written
 
 @pytest.fixture(scope="module")
 def pipe(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterator[Pipeline]:
-    root = tmp_path_factory.mktemp("articles")
-    docs = root / "docs"
-    docs.mkdir()
-    (docs / "lifts.txt").write_text(
+    lifts = (
         "某市电梯安全管理条例\n"
         "第一条 为了加强电梯安全管理，制定本条例。\n"
         "第五条 电梯使用单位应当每十五日对电梯进行一次清洁、润滑、调整和检查。\n"
         "第六条 电梯维护保养单位接到故障通知后，应当在三十分钟内到达现场。\n"
         "第七条 电梯发生困人故障的，维护保养单位应当在三十分钟内抵达，并设置警示标志，疏导乘客。\n"
-        "第八条 违反本条例第五条规定的，由市场监督管理部门责令改正，处二千元以上二万元以下罚款。\n",
-        "utf-8",
+        "第八条 违反本条例第五条规定的，由市场监督管理部门责令改正，处二千元以上二万元以下罚款。\n"
     )
-    settings = Settings(index_dir=root / "index", data_dir=root / "data")
-    assert ingest([docs], settings, embedder).ok
-    p = Pipeline(settings, embedder)
-    yield p
-    p.index.close()
+    with pipeline_over(tmp_path_factory.mktemp("articles"), embedder, {"lifts.txt": lifts}) as p:
+        yield p
 
 
 def test_an_article_asked_generically_is_quoted_whole(pipe: Pipeline) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from rag.answer.effective import first_per_document, names_document
+from rag.answer.effective import named_hits
 from rag.answer.score import Scored
 from rag.core.text import split_sentences
 from rag.core.types import Chunk, Hit
@@ -53,12 +53,12 @@ def article_chunks(q: Question, hits: Sequence[Hit], by_doc: dict[str, list[Chun
     name = _named_article(q.normalised)
     if name is None:
         return None
-    for hit in first_per_document(hits):
-        if not names_document(q, hit.chunk.title):
-            continue
-        chunks = [c for c in by_doc.get(hit.chunk.doc_id, []) if c.section_path and c.section_path[-1] == name]
-        return (hit, chunks) if chunks else None
-    return None
+    named = named_hits(q, hits)
+    if not named:
+        return None
+    hit = named[0]
+    chunks = [c for c in by_doc.get(hit.chunk.doc_id, []) if c.section_path and c.section_path[-1] == name]
+    return (hit, chunks) if chunks else None
 
 
 def article_missing(q: Question, hits: Sequence[Hit], by_doc: dict[str, list[Chunk]]) -> bool:
@@ -67,7 +67,7 @@ def article_missing(q: Question, hits: Sequence[Hit], by_doc: dict[str, list[Chu
     name = _named_article(q.normalised)
     if name is None:
         return False
-    named = [h for h in first_per_document(hits) if names_document(q, h.chunk.title)]
+    named = named_hits(q, hits)
     heads = {c.section_path[-1] for h in named for c in by_doc.get(h.chunk.doc_id, []) if c.section_path}
     return bool(named) and name not in heads and any(_ARTICLE.match(h) for h in heads)  # in no version
 

@@ -9,11 +9,12 @@ nor sentence scoring can single out the clause that answers; the document's stru
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from rag.answer.score import Scored
 from rag.core.text import CJK, normalise, split_sentences
 from rag.core.types import Chunk, Hit
+from rag.ingest.versions import STEP_RE
 from rag.query.question import Question
 
 # The asked event: taking effect (施行, 实施, 生效, 开始执行 …), not a deadline inside the text.
@@ -32,12 +33,11 @@ _DOC = r"(?:条例|规定|办法|细则|决定)"
 ADOPTED_Q = re.compile(
     rf"{_DOC}[^，。？]{{0,4}}通过|哪次会议|什么会议|哪个会议|(?:什么时候|何时|哪年|哪天)(?:被)?(?:通过|批准)"
 )
-ADOPTED_LINE = re.compile(r"\d{4}年\d{1,2}月\d{1,2}日[^。\n]{0,60}?会议[^。\n]{0,10}?(?:通过|批准)")
+
 AMENDED_Q = re.compile(
     rf"{_DOC}[^，。？]{{0,6}}(?:修正|修订|修改)|(?:什么时候|何时|哪年|哪天)(?:被)?(?:修正|修订|修改)"
     r"|(?:修正|修订|修改)(?:过)?(?:几|多少)次|(?:最近|最后|上)一次(?:修正|修订|修改)"
 )
-AMENDED_LINE = re.compile(r"\d{4}年\d{1,2}月\d{1,2}日[^。\n]{0,80}?(?:修正|修订)")
 LATEST_Q = re.compile(r"最近|最新|最后|最晚|上一次")
 # Its scope and purpose articles: "本条例适用于本市行政区域内…", "为了…，制定本条例".
 SCOPE_Q = re.compile(rf"{_DOC}[^，。？]{{0,3}}(?:适用|管哪|管什么)")
@@ -62,6 +62,21 @@ def first_per_document(hits: Sequence[Hit], docs: int = DOCS) -> list[Hit]:
     return list(firsts.values())[:docs]
 
 
+def named_hits(q: Question, hits: Sequence[Hit]) -> list[Hit]:
+    """The best hit of each document among the first that the question names (best first)."""
+    return [h for h in first_per_document(hits) if names_document(q, h.chunk.title)]
+
+
+def _adopted(sentence: str) -> bool:
+    """A head line of the history (rag.ingest.versions) that passed it at a meeting."""
+    return any(m.group("act") in ("通过", "批准") and "会议" in m.group("body") for m in STEP_RE.finditer(sentence))
+
+
+def _amended(sentence: str) -> bool:
+    """A head line of the history that amended or revised it."""
+    return any("修" in m.group("act") for m in STEP_RE.finditer(sentence))
+
+
 def names_document(q: Question, title: str) -> bool:
     """The question names this document: it holds most of the title's characters beyond its place
     names, and names no other place than the title's ("广东省物业管理条例" is not 北京市's)."""
@@ -84,23 +99,23 @@ def _short(text: str) -> str:
     return text
 
 
-def _asked(q: Question) -> list[tuple[re.Pattern[str], str]]:
-    """The clauses the question asks for, each with which of its occurrences answer."""
+def _asked(q: Question) -> list[tuple[Callable[[str], object], str]]:
+    """Tests for the clauses the question asks for, each with which of its occurrences answer."""
     asked = _IMPLEMENTING.sub("", q.normalised)  # the 实施 of a title is not the asked event
     when_or_who = q.kind in ("date", "who") or "会议" in asked
-    out: list[tuple[re.Pattern[str], str]] = []
+    out: list[tuple[Callable[[str], object], str]] = []
     if q.kind == "date" and EFFECTIVE_Q.search(asked):
-        out.append((EFFECT_CLAUSE, "first"))
+        out.append((EFFECT_CLAUSE.search, "first"))
     if REPEAL_Q.search(asked):
-        out.append((REPEAL_CLAUSE, "first"))
+        out.append((REPEAL_CLAUSE.search, "first"))
     if when_or_who and ADOPTED_Q.search(asked):
-        out.append((ADOPTED_LINE, "first"))
+        out.append((_adopted, "first"))
     if (when_or_who or q.kind in ("number", "list")) and AMENDED_Q.search(asked):
-        out.append((AMENDED_LINE, "last" if LATEST_Q.search(asked) else "all"))
+        out.append((_amended, "last" if LATEST_Q.search(asked) else "all"))
     if SCOPE_Q.search(asked):
-        out.append((SCOPE_CLAUSE, "first"))
+        out.append((SCOPE_CLAUSE.search, "first"))
     if PURPOSE_Q.search(asked):
-        out.append((PURPOSE_CLAUSE, "first"))
+        out.append((PURPOSE_CLAUSE.search, "first"))
     return out
 
 
@@ -111,14 +126,12 @@ def effective_answer(q: Question, hits: Sequence[Hit], by_doc: dict[str, list[Ch
     wanted = _asked(q)
     if not wanted:
         return []
-    for hit in first_per_document(hits):
-        if not names_document(q, hit.chunk.title):
-            continue
+    for hit in named_hits(q, hits):
         met: dict[int, list[Scored]] = {}
         for chunk in by_doc.get(hit.chunk.doc_id, []):
             for pos, sentence in enumerate(split_sentences(chunk.text, drop_blank=True)):
-                for i, (rx, _) in enumerate(wanted):
-                    if rx.search(sentence):
+                for i, (says, _) in enumerate(wanted):
+                    if says(sentence):
                         met.setdefault(i, []).append(
                             Scored(Hit(chunk, hit.score, hit.ranks), sentence.strip(), pos, hit.score, 1.0)
                         )
@@ -137,7 +150,7 @@ def repeal_unstated(q: Question, hits: Sequence[Hit], by_doc: dict[str, list[Chu
     the nearest passage on 废止 elsewhere would be another document's answer."""
     if not REPEAL_Q.search(_IMPLEMENTING.sub("", q.normalised)):
         return False
-    named = [h for h in first_per_document(hits) if names_document(q, h.chunk.title)]
+    named = named_hits(q, hits)
     if not named:
         return False
     chunks = by_doc.get(named[0].chunk.doc_id, [])

@@ -17,25 +17,35 @@ from dataclasses import dataclass
 from rag.core.text import CJK, normalise
 from rag.core.types import Chunk
 from rag.query.question import Question
+from rag.query.titles import title_core
 
 
 @dataclass(frozen=True)
 class PlaceTexts:
-    """Each place's documents as one normalised text, and its normalised titles."""
+    """Each place's documents as one normalised text, its normalised titles, and those titles as
+    users name them (rag.query.titles.title_core: 饮用水水源保护条例)."""
 
     text: Mapping[str, str]
     titles: Mapping[str, frozenset[str]]
+    cores: Mapping[str, frozenset[str]]
 
     @staticmethod
-    def of(documents: Iterable[list[Chunk]], unplaced: str = "") -> PlaceTexts:
+    def of(documents: Iterable[list[Chunk]], names: tuple[str, ...], unplaced: str = "") -> PlaceTexts:
+        """`names`: the index's place names and aliases, cut from the titles' cores."""
         texts: dict[str, list[str]] = {}
         titles: dict[str, set[str]] = {}
+        cores: dict[str, set[str]] = {}
         for chunks in documents:
             place = chunks[0].district or unplaced
             title = normalise(chunks[0].title)
             titles.setdefault(place, set()).add(title)
+            cores.setdefault(place, set()).add(title_core(chunks[0].title, names))
             texts.setdefault(place, []).append(title + "".join(normalise(c.text) for c in chunks))
-        return PlaceTexts({p: "\n".join(t) for p, t in texts.items()}, {p: frozenset(t) for p, t in titles.items()})
+        return PlaceTexts(
+            {p: "\n".join(t) for p, t in texts.items()},
+            {p: frozenset(t) for p, t in titles.items()},
+            {p: frozenset(t) for p, t in cores.items()},
+        )
 
     def elsewhere(self, q: Question, searched: list[str]) -> list[tuple[str, list[str]]]:
         """The question's topic words that only other places' documents speak of, each with

@@ -36,7 +36,7 @@ from rag.query.question import Question, analyse
 from rag.query.scope import Scope, detect_scope, held_by_level, held_places
 from rag.query.synonyms import make_synonyms
 from rag.query.terms import question_words
-from rag.query.titles import title_core, unheld
+from rag.query.titles import unheld
 
 ABSTAIN = "抱歉，已收录的文件中没有找到能回答这个问题的内容。以下是最相关的段落，供人工核对。"
 CANDIDATES_FOR_ANSWER = 8
@@ -87,11 +87,8 @@ class _Loaded:
         self.names = tuple(
             sorted(set(index.districts) | {d[:-1] for d in index.districts if len(d) > 2} | aliases, key=longest_first)
         )
-        # Each place's document titles as users name them (rag.query.titles).
-        self.titles: dict[str, set[str]] = {}
-        for chunks in self.by_doc.values():
-            self.titles.setdefault(chunks[0].district or UNPLACED, set()).add(title_core(chunks[0].title, self.names))
-        self.places = PlaceTexts.of(self.by_doc.values(), UNPLACED)  # for topics only others regulate
+        # Each place's texts and titles: for regulations and topics the searched places lack.
+        self.places = PlaceTexts.of(self.by_doc.values(), self.names, UNPLACED)
         # Places some passage names: a question about one of them is not refused for its place.
         g = gazetteer()
         self.mentioned = {p.code for c in index.chunks for _, places in g.mentions(c.text) for p in places}
@@ -414,39 +411,31 @@ class Pipeline:
 
     def _refuse_unknown(self, question: str, unknown: tuple[str, ...], hits: list[Hit], districts: list[str]) -> Answer:
         held = held_by_level(districts)
-        text = f"抱歉，知识库中没有{'、'.join(unknown)}的文件，无法回答。目前收录的地区有——{held}。以下是最相关的段落，供人工核对。"
-        return Answer(
-            question, text, True, (), tuple(hits[: self.settings.top_k]), {}, {"unknown_districts": list(unknown)}
-        )
+        text = f"抱歉，知识库中没有{'、'.join(unknown)}的文件，无法回答。目前收录的地区有——{held}。"
+        return self._refusal(question, text, hits, {"unknown_districts": list(unknown)})
 
     def _absent(self, st: _Loaded, q: Question, scope: Scope, districts: list[str], hits: list[Hit]) -> Answer | None:
         """The refusal when the searched places lack what the question names: a regulation by its
         title (rag.query.titles), or a topic only other places regulate (rag.answer.elsewhere)."""
-        searched = [*districts, *scope.above, UNPLACED] if districts else list(st.titles)
-        missing = unheld(q.titles, {t for d in searched for t in st.titles.get(d, ())})
+        searched = [*districts, *scope.above, UNPLACED] if districts else list(st.places.cores)
+        where = "、".join(d for d in searched if d) if len(searched) < 5 else ""
+        missing = unheld(q.titles, {t for d in searched for t in st.places.cores.get(d, ())})
         # A title the passages themselves speak of (制定《…办法》) is theirs to answer on.
         if missing := [c for c in missing if not any(c in normalise(h.chunk.text) for h in hits)]:
-            return self._refuse_title(q, missing, hits, searched)
+            said = f"没有提问所说的“{'”“'.join(missing)}”"
+            return self._refusal(
+                q.text, f"抱歉，已收录的{where}文件中{said}，无法回答。", hits, {"unheld_titles": missing}
+            )
         if districts and (topics := st.places.elsewhere(q, searched)):
-            return self._refuse_elsewhere(topics, q, hits, searched)
+            said = "；".join(f"“{w}”只见于{'、'.join(ps[:3])}的文件" for w, ps in topics)
+            text = f"抱歉，已收录的{where}文件中没有讲到提问所说的内容（{said}），无法回答。"
+            return self._refusal(q.text, text, hits, {"topic_elsewhere": [w for w, _ in topics]})
         return None
 
-    def _refuse_title(self, q: Question, missing: list[str], hits: list[Hit], searched: list[str]) -> Answer:
-        where = "、".join(d for d in searched if d) if len(searched) < 5 else ""
-        text = f"抱歉，已收录的{where}文件中没有提问所说的“{'”“'.join(missing)}”，无法回答。以下是最相关的段落，供人工核对。"
+    def _refusal(self, question: str, text: str, hits: list[Hit], extra: dict[str, Any]) -> Answer:
+        """A refusal that says why, with the nearest passages for a person to check."""
         retrieved = tuple(hits[: self.settings.top_k])
-        return Answer(q.text, text, True, (), retrieved, {}, {"unheld_titles": missing})
-
-    def _refuse_elsewhere(
-        self, topics: list[tuple[str, list[str]]], q: Question, hits: list[Hit], searched: list[str]
-    ) -> Answer:
-        where = "、".join(d for d in searched if d) if len(searched) < 5 else ""
-        said = "；".join(f"“{w}”只见于{'、'.join(ps[:3])}的文件" for w, ps in topics)
-        text = (
-            f"抱歉，已收录的{where}文件中没有讲到提问所说的内容（{said}），无法回答。以下是最相关的段落，供人工核对。"
-        )
-        retrieved = tuple(hits[: self.settings.top_k])
-        return Answer(q.text, text, True, (), retrieved, {}, {"topic_elsewhere": [w for w, _ in topics]})
+        return Answer(question, text + "以下是最相关的段落，供人工核对。", True, (), retrieved, {}, extra)
 
     def as_retriever(self, district: str | None = None, include_refused: bool = False) -> BaseRetriever:
         """This pipeline as a langchain `BaseRetriever` (see rag.answer.lc_retriever)."""

@@ -34,7 +34,7 @@ from rag.ingest.paragraphs import CN_NUM
 
 _DATE = r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日"
 # One step of the history: a date, then (within the line) what happened.
-_STEP_RE = re.compile(
+STEP_RE = re.compile(
     rf"{_DATE}(?P<body>[^\n]*?)(?P<act>第[{CN_NUM}\d]+次修正|第[{CN_NUM}\d]+次修订|修正|修订|通过|批准)"
 )
 _AMENDED_TITLE_RE = re.compile(r"关于修改[〈<《]([^〉>》]{2,60})[〉>》]的决定")
@@ -107,7 +107,7 @@ def history(text: str) -> tuple[Step, ...]:
     for p in paragraphs[: front.end]:
         if len(p) > 400:
             continue  # a preamble paragraph, not a history line
-        for m in _STEP_RE.finditer(p):
+        for m in STEP_RE.finditer(p):
             y, mo, d = (int(g) for g in m.groups()[:3])
             steps.append(Step(f"{y:04d}-{mo:02d}-{d:02d}", m.group("act")))
     return tuple(sorted(dict.fromkeys(steps), key=lambda s: s.date))

@@ -12,6 +12,7 @@ both lose their place and issuer: users shorten and misname titles (上海饮用
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection, Iterable, Sequence
 
@@ -29,17 +30,24 @@ _DROP = re.compile(r"\(.*?\)|（.*?）|[《》〈〉“”\"]|中华人民共和
 _ISSUER = re.compile(r"^(?:人民代表大会常务委员会|人大常委会)?(?:关于)?")
 
 
-def _pattern(names: Sequence[str]) -> re.Pattern[str] | None:
+@functools.lru_cache(maxsize=8)
+def _longest_first(names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(sorted(names, key=longest_first))
+
+
+@functools.lru_cache(maxsize=8)
+def _pattern(names: tuple[str, ...]) -> re.Pattern[str] | None:
+    """Built once per set of place names (an index's), not per question."""
     if not names:
         return None
-    alt = "|".join(re.escape(n) for n in sorted(names, key=longest_first))
+    alt = "|".join(re.escape(n) for n in _longest_first(names))
     return re.compile(rf"《((?:{alt})[^》]{{2,40}})》|((?:{alt})(?:的|那个|那部)?{_BODY}{_SUFFIX})")
 
 
-def title_core(title: str, names: Sequence[str]) -> str:
+def title_core(title: str, names: tuple[str, ...]) -> str:
     """The title without brackets, dates, its leading place name and issuer: what users keep."""
     t = _DROP.sub("", title)
-    for n in sorted(names, key=longest_first):  # 上海市 goes whole, not as 上海
+    for n in _longest_first(names):  # 上海市 goes whole, not as 上海
         if t.startswith(n):
             t = t[len(n) :]
             break
@@ -47,7 +55,7 @@ def title_core(title: str, names: Sequence[str]) -> str:
     return _ISSUER.sub("", t)
 
 
-def named_titles(normalised: str, names: Sequence[str]) -> tuple[str, ...]:
+def named_titles(normalised: str, names: tuple[str, ...]) -> tuple[str, ...]:
     """The cores of the place-prefixed titles a (normalised) question names; `names`: the
     index's place names and aliases, longest first."""
     rx = _pattern(names)
