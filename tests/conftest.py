@@ -92,16 +92,21 @@ def pipeline(plans_settings: Settings, embedder: Embedder) -> Iterator[Pipeline]
     yield Pipeline(plans_settings, embedder)
 
 
-@contextlib.contextmanager
-def pipeline_over(root: Path, embedder: Embedder, files: dict[str, str]) -> Iterator[Pipeline]:
-    """A real pipeline over these files (name → text), indexed under `root`, closed after."""
+def small_index(root: Path, embedder: Embedder, files: dict[str, str]) -> tuple[Path, Settings, Pipeline]:
+    """A fresh index over a few small files (name → text) in root/docs: (docs dir, settings, pipeline)."""
     docs = root / "docs"
     docs.mkdir()
     for name, text in files.items():
         (docs / name).write_text(text, "utf-8")
     settings = Settings(index_dir=root / "index", data_dir=root / "data")
     assert ingest([docs], settings, embedder).ok
-    pipe = Pipeline(settings, embedder)
+    return docs, settings, Pipeline(settings, embedder)
+
+
+@contextlib.contextmanager
+def pipeline_over(root: Path, embedder: Embedder, files: dict[str, str]) -> Iterator[Pipeline]:
+    """`small_index`'s pipeline, closed after."""
+    pipe = small_index(root, embedder, files)[2]
     try:
         yield pipe
     finally:

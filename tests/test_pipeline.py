@@ -7,11 +7,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import small_index
 
 from rag.answer.cite import answer_dict
 from rag.answer.pipeline import Pipeline
 from rag.core.errors import ScopeError
-from rag.core.settings import Settings
 from rag.index.embed import Embedder
 from rag.ingest.build import ingest
 
@@ -84,19 +84,8 @@ def test_stream_ends_with_the_answer(pipeline: Pipeline) -> None:
     assert "".join(p for p in parts[:-1] if isinstance(p, str)) == final.answer
 
 
-def _small(tmp_path: Path, embedder: Embedder, files: dict[str, str]) -> tuple[Path, Settings, Pipeline]:
-    """A fresh index over a few small files in tmp_path/docs: (docs dir, settings, pipeline)."""
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for name, text in files.items():
-        (docs / name).write_text(text, "utf-8")
-    settings = Settings(index_dir=tmp_path / "index", data_dir=tmp_path / "data")
-    assert ingest([docs], settings, embedder).ok
-    return docs, settings, Pipeline(settings, embedder)
-
-
 def test_reload_picks_up_a_new_generation_and_releases_old_ones(tmp_path: Path, embedder: Embedder) -> None:
-    docs, settings, pipe = _small(
+    docs, settings, pipe = small_index(
         tmp_path,
         embedder,
         {"a.txt": "上海市甲区数字政府建设规划\n一、主要任务\n1. 建设政务服务平台。2023年底前完成。\n"},
@@ -114,7 +103,7 @@ def test_reload_picks_up_a_new_generation_and_releases_old_ones(tmp_path: Path, 
 
 
 def test_a_question_naming_a_document_kind_searches_that_kind(tmp_path: Path, embedder: Embedder) -> None:
-    _, _, pipe = _small(
+    _, _, pipe = small_index(
         tmp_path,
         embedder,
         {
@@ -132,7 +121,7 @@ def test_a_question_naming_a_document_kind_searches_that_kind(tmp_path: Path, em
 
 def test_asks_during_reloads_each_see_one_whole_generation(tmp_path: Path, embedder: Embedder) -> None:
     """Help-desk traffic keeps flowing while admins ingest: no request fails or reads a closed store."""
-    docs, settings, pipe = _small(
+    docs, settings, pipe = small_index(
         tmp_path,
         embedder,
         {"a.txt": "上海市甲区数字政府建设规划\n一、主要任务\n1. 推进一网通办，2023年底前完成平台建设。\n"},
@@ -167,7 +156,9 @@ def test_asks_during_reloads_each_see_one_whole_generation(tmp_path: Path, embed
 def test_a_generation_still_read_is_not_cleaned_up(tmp_path: Path, embedder: Embedder) -> None:
     """A pipeline that has not reloaded through several swaps keeps its generation on disk;
     once it moves on, the next ingest removes it."""
-    docs, settings, pipe = _small(tmp_path, embedder, {"a.txt": "上海市甲区规划\n一、主要任务\n1. 推进一网通办。\n"})
+    docs, settings, pipe = small_index(
+        tmp_path, embedder, {"a.txt": "上海市甲区规划\n一、主要任务\n1. 推进一网通办。\n"}
+    )
     held = pipe.index.gen
     for name in ("b", "c", "d"):
         (docs / f"{name}.txt").write_text(f"上海市{name}区规划\n一、主要任务\n1. 推进一网通办。\n", "utf-8")
