@@ -33,3 +33,14 @@ def test_span_is_in_the_json_contract(pipeline: Pipeline) -> None:
     assert d["answer_span"] and d["answer_span"] in d["answer"] and len(d["answer_span"]) < len(d["answer"])
     refused = answer_dict(pipeline.ask_extractive("静安区的区长叫什么名字？"))
     assert refused["abstained"] and refused["answer_span"] is None
+
+
+def test_a_grouped_number_is_one_candidate_word() -> None:
+    """jieba cuts "1,750" at its comma; the span candidates keep it whole (and leave "2019,2020" as
+    two years)."""
+    from rag.answer.span_features import candidates
+
+    *_, tagged = candidates("生长于海拔1,750米的地区，见于2019,2020年")
+    words = [w for w, _ in tagged]
+    assert "1,750" in words
+    assert "2019" in words and "2020" in words

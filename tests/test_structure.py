@@ -129,3 +129,25 @@ def test_a_heading_named_in_passing_is_not_a_list_question(pipeline: Pipeline, q
     ans = pipeline.ask(question)
     items = [c for c in ans.citations if c.quote.rstrip("；。") in c.chunk.section_path]
     assert not items, ans.answer
+
+
+def test_a_chosen_lead_in_brings_its_items_whatever_follows_it() -> None:
+    """The answer "…应当履行下列义务：" is followed in the group by a weaker sentence of the same
+    article; its items still follow it, in the article's order, before that sentence."""
+    from rag.answer.score import Scored
+    from rag.answer.structure import lead_in_items
+    from rag.core.text import split_sentences
+    from rag.core.types import Chunk, Hit
+
+    text = (
+        "第九条 经营者应当履行下列义务：（一）建立台账；（二）按月报送数据；（三）配合检查。"
+        "经营者未按照前款第二项规定报送的，主管部门可以责令改正。"
+    )
+    hit = Hit(Chunk("c1", "d1", text, ("第九条",), 0), 1.0)
+    sentences = split_sentences(text, drop_blank=True)
+    last = len(sentences) - 1
+    group = [Scored(hit, sentences[0], 0, 0.9, 0.8), Scored(hit, sentences[last], last, 0.5, 0.4)]
+    out = [s.sentence for s in lead_in_items(group, {})]
+    assert out[0] == sentences[0]
+    assert [s for s in out if s.startswith("（")] == [s for s in sentences if s.startswith("（")]
+    assert out[-1] == sentences[last]

@@ -82,6 +82,9 @@ GENERIC_NAMES = (
     "next_de",
     "prev_de",
     "prev_adjacent_frame",
+    "prev_is_head",
+    "ends_with_head",
+    "ends_as_head",
 )
 FEATURES = (
     *GENERIC_NAMES,
@@ -90,11 +93,21 @@ FEATURES = (
 )
 
 
+_GROUPED = re.compile(r"(?<!\d)\d{1,3}(?:,\d{3})+(?!\d)(?:\.\d+)?")  # 1,750 and 12,000.5: jieba cuts them at the comma
+
+
 @functools.lru_cache(maxsize=256)
 def _tagged(sentence: str) -> tuple[tuple[str, str], ...]:
     import jieba.posseg
 
-    return tuple((p.word, p.flag) for p in jieba.posseg.cut(sentence))
+    out: list[tuple[str, str]] = []
+    at = 0
+    for m in _GROUPED.finditer(sentence):
+        out += [(p.word, p.flag) for p in jieba.posseg.cut(sentence[at : m.start()])]
+        out.append((m.group(), "m"))
+        at = m.end()
+    out += [(p.word, p.flag) for p in jieba.posseg.cut(sentence[at:])]
+    return tuple(out)
 
 
 def candidates(sentence: str) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
@@ -202,6 +215,16 @@ def features(q: Question, sentence: str) -> tuple[list[tuple[int, int]], np.ndar
         at([w == "的" for w in words], nxt, has_next),
         at([w == "的" for w in words], prev, has_prev),
         at(eq_left, prev, has_prev) & (left_w is not None),
+        # The noun the question's 什么/哪个 asks about: "什么连续剧" → "连续剧《豪门本色》",
+        # "哪个水库" → "阿尔坎塔拉水库", "哪个比赛" → "巴西大奖赛".
+        at(eq_right, prev, has_prev) & (right_w is not None),
+        np.asarray(
+            [
+                bool(right_w) and sentence[a:b].endswith(right_w) and b - a > len(right_w)
+                for a, b in zip(cs, ce, strict=True)
+            ]
+        ),
+        np.asarray([bool(right_w) and sentence[b - 1] == right_w[-1] for b in ce]),
     ]
     org_end = np.asarray([bool(_ORG.search(sentence[max(0, k - 4) : k])) for k in range(len(sentence) + 1)])
     types = [

@@ -89,12 +89,12 @@ def lead_in_items(group: list[Scored], by_doc: dict[str, list[Chunk]]) -> list[S
     """A chosen lead-in announces the items that follow it: inside its passage ("下列条件：（一）…；
     （二）…"), the item sentences after it; at the passage's end ("具体体现在："), the sub-headings
     that follow. The group plus those items; otherwise the group unchanged."""
+    # The chosen sentence itself may be the lead, with a weaker sentence of the article after it.
+    for lead in dict.fromkeys((group[0], group[-1])):
+        if _OPENS.search(lead.sentence) and (inline := _inline_items(group, lead)):
+            return _in_order([*group, *inline], lead.hit.chunk.id)
     last = group[-1]
     chunk = last.hit.chunk
-    if _OPENS.search(last.sentence):
-        inline = _inline_items(group, last)
-        if inline:
-            return group + inline
     if not last.sentence.endswith(("：", ":")) or not chunk.text.rstrip().endswith(last.sentence):
         return group
     items = _children(chunk.section_path, by_doc.get(chunk.doc_id, []))
@@ -102,6 +102,12 @@ def lead_in_items(group: list[Scored], by_doc: dict[str, list[Chunk]]) -> list[S
         Scored(Hit(c, last.hit.score, last.hit.ranks), text, pos, last.score, last.coverage)
         for pos, (text, c) in enumerate(_closed(items[:MAX_ITEMS]))
     ]
+
+
+def _in_order(group: list[Scored], chunk_id: str) -> list[Scored]:
+    """`group` with the sentences of chunk `chunk_id` in reading order (lead, then its items)."""
+    mine = iter(sorted((s for s in group if s.hit.chunk.id == chunk_id), key=lambda s: s.position))
+    return [next(mine) if s.hit.chunk.id == chunk_id else s for s in group]
 
 
 def _inline_items(group: list[Scored], last: Scored) -> list[Scored]:
