@@ -15,6 +15,7 @@ from rag.answer.article import article_hits, article_missing, article_quote
 from rag.answer.defined import defining_hits
 from rag.answer.effective import effective_answer, repeal_unstated
 from rag.answer.elsewhere import PlaceTexts
+from rag.answer.parts import with_parts
 from rag.answer.rerank import Reranker, blend, make_reranker
 from rag.answer.retrieve import HybridRetriever
 from rag.answer.score import AnswerParams, Scored, score_sentences, select_evidence
@@ -345,8 +346,13 @@ class Pipeline:
         if refuse:
             return []
         scored = ranked.scored
+
+        def evidence(of: list[Scored]) -> list[Scored]:
+            group = lead_in_items(select_evidence(of, p), st.by_doc)
+            return with_parts(q, group, top, st.idf, p, self.settings.refusal_threshold)
+
         if districts or len(st.index.districts) < 2:
-            return [lead_in_items(select_evidence(scored, p), st.by_doc)]
+            return [evidence(scored)]
         groups: list[list[Scored]] = []
         seen: set[str | None] = set()
         for s in scored:
@@ -356,9 +362,7 @@ class Pipeline:
             seen.add(d)
             # The first is the chosen answer; other districts answer when close to the best.
             if not groups or s.score >= max(self.settings.refusal_threshold, p.district_ratio * best):
-                groups.append(
-                    lead_in_items(select_evidence([x for x in scored if x.hit.chunk.district == d], p), st.by_doc)
-                )
+                groups.append(evidence([x for x in scored if x.hit.chunk.district == d]))
         return groups
 
     def _rerank(self, question: str, scored: list[Scored]) -> list[Scored]:

@@ -105,6 +105,19 @@ class Question:
     frame: tuple[str | None, str | None] = (None, None)
     # The cores of the local documents it names by title (rag.query.titles): 自动驾驶汽车条例.
     titles: tuple[str, ...] = field(default=())
+    # A question of several questions ("多久通知？停水时间长了又该怎么办？"): each, analysed alone.
+    parts: tuple[Question, ...] = field(default=())
+
+
+_PART_END = re.compile(r"[？?]")
+MIN_PART = 4  # characters: shorter pieces ("是吗？") are not questions of their own
+
+
+def _parts(text: str, drop: tuple[str, ...], synonyms: Mapping[str, frozenset[str]] | None) -> tuple[Question, ...]:
+    pieces = [x.strip() + "？" for x in _PART_END.split(text) if len(x.strip()) >= MIN_PART]
+    if len(pieces) < 2:
+        return ()
+    return tuple(analyse(x, drop, synonyms, whole=False) for x in pieces)
 
 
 _QUOTED = re.compile(r"“([^”]*)”|\"([^\"]*)\"|「([^」]*)」")
@@ -124,10 +137,13 @@ def _frame(normalised: str) -> tuple[str | None, str | None]:
 
 
 def analyse(
-    question: str, drop: tuple[str, ...] = (), synonyms: Mapping[str, frozenset[str]] | None = None
+    question: str,
+    drop: tuple[str, ...] = (),
+    synonyms: Mapping[str, frozenset[str]] | None = None,
+    whole: bool = True,
 ) -> Question:
     """The question as every stage reads it. `drop`: the place names of the index (and those the
-    question speaks of), which are scope, not topic."""
+    question speaks of), which are scope, not topic. `whole`: also analyse its parts."""
     text = question.strip()
     nq = normalise(text)
     intent = match_intent(nq)
@@ -159,4 +175,5 @@ def analyse(
         marks=tuple(marks),
         frame=_frame(nq),
         titles=named_titles(nq, drop),
+        parts=_parts(text, drop, synonyms) if whole else (),
     )
