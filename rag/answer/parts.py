@@ -29,7 +29,7 @@ def with_parts(
         out.append(best)
     if len(out) == len(group):
         return group
-    first = {}
+    first: dict[str, int] = {}
     for s in out:
         first.setdefault(s.hit.chunk.id, len(first))
     return sorted(out, key=lambda s: (first[s.hit.chunk.id], s.position))

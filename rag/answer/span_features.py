@@ -156,6 +156,7 @@ def features(q: Question, sentence: str) -> tuple[list[tuple[int, int]], np.ndar
     qchars = set(q.normalised)
     qwords = {w for w in q.words if len(w) >= 2 or not _PUNCT.match(w)} - _FUNCTION
     left_w, right_w = q.frame
+    head = right_w or ""
 
     def at(flags: list[bool], k: np.ndarray, valid: np.ndarray) -> np.ndarray:
         arr = np.asarray([*flags, False])
@@ -218,13 +219,10 @@ def features(q: Question, sentence: str) -> tuple[list[tuple[int, int]], np.ndar
         # The noun the question's 什么/哪个 asks about: "什么连续剧" → "连续剧《豪门本色》",
         # "哪个水库" → "阿尔坎塔拉水库", "哪个比赛" → "巴西大奖赛".
         at(eq_right, prev, has_prev) & (right_w is not None),
-        np.asarray(
-            [
-                bool(right_w) and sentence[a:b].endswith(right_w) and b - a > len(right_w)
-                for a, b in zip(cs, ce, strict=True)
-            ]
-        ),
-        np.asarray([bool(right_w) and sentence[b - 1] == right_w[-1] for b in ce]),
+        np.asarray([sentence[a:b].endswith(head) and b - a > len(head) for a, b in zip(cs, ce, strict=True)])
+        if head
+        else ~ones,
+        np.asarray([sentence[b - 1] == head[-1] for b in ce]) if head else ~ones,
     ]
     org_end = np.asarray([bool(_ORG.search(sentence[max(0, k - 4) : k])) for k in range(len(sentence) + 1)])
     types = [
