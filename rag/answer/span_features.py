@@ -33,6 +33,7 @@ _OPEN, _CLOSE = "《「“（(『【", "》」”）)』】"
 _UNIT = re.compile(
     r"^(?:公里|千米|米|厘米|平方公里|平方米|公顷|亿元|万元|元|美元|年|个|人|名|位|次|岁|吨|万|亿|%|倍|层|座|项|种|部|集|场|届|分钟|小时|天|日|月)"
 )
+_ASKED_UNIT = re.compile(r"(?:多少|几)([\u4e00-\u9fff%])")  # "海拔多少米" → 米, "耗资多少日圆" → 日
 _QUOTED = re.compile(r"^[《“\"「『].*[》”\"」』]$")
 _INTENT_NAMES = tuple(dict.fromkeys([*(it.name for it in INTENTS), "fact"]))
 _LEN_BINS = (1, 2, 4, 8, 16, 32)
@@ -85,6 +86,11 @@ GENERIC_NAMES = (
     "prev_is_head",
     "ends_with_head",
     "ends_as_head",
+    "unit_in_span",
+    "unit_next",
+    "q_left4",
+    "q_right4",
+    "prev_q_verb",
 )
 FEATURES = (
     *GENERIC_NAMES,
@@ -157,6 +163,8 @@ def features(q: Question, sentence: str) -> tuple[list[tuple[int, int]], np.ndar
     qwords = {w for w in q.words if len(w) >= 2 or not _PUNCT.match(w)} - _FUNCTION
     left_w, right_w = q.frame
     head = right_w or ""
+    asked = _ASKED_UNIT.search(q.normalised)
+    unit = asked.group(1) if asked else ""
 
     def at(flags: list[bool], k: np.ndarray, valid: np.ndarray) -> np.ndarray:
         arr = np.asarray([*flags, False])
@@ -223,6 +231,12 @@ def features(q: Question, sentence: str) -> tuple[list[tuple[int, int]], np.ndar
         if head
         else ~ones,
         np.asarray([sentence[b - 1] == head[-1] for b in ce]) if head else ~ones,
+        # The measure the question asks in ("多少米"): the figure carries it, inside or right after.
+        np.asarray([unit in sentence[max(a, b - 3) : b] for a, b in zip(cs, ce, strict=True)]) if unit else ~ones,
+        at([w.startswith(unit) for w in words], nxt, has_next) if unit else ~ones,
+        c_q[ws] - c_q[np.maximum(ws - 4, 0)],
+        c_q[np.minimum(we + 4, n)] - c_q[we],
+        at([q_w and t.startswith("v") for q_w, t in zip(in_q, tags, strict=True)], prev, has_prev),
     ]
     org_end = np.asarray([bool(_ORG.search(sentence[max(0, k - 4) : k])) for k in range(len(sentence) + 1)])
     types = [
