@@ -22,6 +22,8 @@ from rag.query.question import analyse
             "人民调解工作室、法律服务站和公共法律服务点",
         ),
         ("条例的目的是什么？", "为了保护和改善环境，制定本条例。", None),
+        # The figure in the asked measure, not the first figure of the sentence.
+        ("这条铁路全长多少公里？", "这是一条连接两市的铁路，全长364.6公里。", "364.6公里"),
     ],
 )
 def test_pattern_span_by_question_kind(question: str, sentence: str, span: str | None) -> None:

@@ -40,6 +40,7 @@ _ORG = re.compile(
 )
 _ITEM = r"[\u3400-\u9fff“”\"][^\W、，。；和及]{0,15}"
 _ENUM = re.compile(rf"(?:{_ITEM}、)+{_ITEM}(?:(?:和|及|以及){_ITEM})?")
+_ASKED_UNIT = re.compile(r"(?:多少|几)([\u4e00-\u9fff%])")
 _LEAD = re.compile(r"^(?:包括|包含|主要有|分别是|分别为|有|是|为)")
 
 
@@ -106,7 +107,9 @@ def rule_span(question: Question, sentence: str) -> str | None:
     if kind == "date":
         m = _DATE.search(text)
     elif kind == "number":
-        unit = question.unit
+        # The measure asked for ("多少名", "全长多少公里"): a figure carrying it before the first figure.
+        asked = _ASKED_UNIT.search(question.normalised)
+        unit = question.unit or (asked.group(1) if asked else None)
         found = list(_FIGURE.finditer(text))
         m = next((f for f in found if unit and unit in f.group()), found[0] if found else None)
     elif kind == "who":
