@@ -51,7 +51,7 @@ eval-all: $(STAMP)
 	$(BIN)/rag eval eval/qa.jsonl eval/qa_holdout.jsonl eval/qa_blind.jsonl eval/qa_regions_dev.jsonl \
 		eval/qa_regions_train.jsonl eval/qa_shanghai_train.jsonl eval/qa_regions_blind.jsonl \
 		eval/qa_shanghai_blind.jsonl eval/qa_versions.jsonl eval/qa_titles_blind.jsonl \
-		eval/qa_docfacts_blind.jsonl eval/qa_articles_blind.jsonl eval/qa_scope_train.jsonl --index $(ALL_INDEX) \
+		eval/qa_docfacts_blind.jsonl eval/qa_articles_blind.jsonl eval/qa_scope_train.jsonl eval/qa_lists_blind.jsonl --index $(ALL_INDEX) \
 		--report eval/report_all.md
 	$(BIN)/python eval/cmrc.py
 
