@@ -23,6 +23,8 @@ from rag.query.question import analyse
         ),
         ("条例的目的是什么？", "为了保护和改善环境，制定本条例。", None),
         # The figure in the asked measure, not the first figure of the sentence.
+        # An article's number (第二十八条) is not a figure of the rule it states.
+        ("占用岸线罚多少钱？", "第二十八条 未取得许可证占用岸线的，处一万元以上五万元以下罚款。", "一万元以上五万元以下"),
         ("这条铁路全长多少公里？", "这是一条连接两市的铁路，全长364.6公里。", "364.6公里"),
     ],
 )
