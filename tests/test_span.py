@@ -25,6 +25,7 @@ from rag.query.question import analyse
         # The figure in the asked measure, not the first figure of the sentence.
         # An article's number (第二十八条) is not a figure of the rule it states.
         ("占用岸线罚多少钱？", "第二十八条 未取得许可证占用岸线的，处一万元以上五万元以下罚款。", "一万元以上五万元以下"),
+        ("体育部门几天内要给答复？", "在接到申请之日起十五日内作出答复。", "十五日"),
         ("这条铁路全长多少公里？", "这是一条连接两市的铁路，全长364.6公里。", "364.6公里"),
     ],
 )

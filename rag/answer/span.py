@@ -107,7 +107,7 @@ def rule_span(question: Question, sentence: str) -> str | None:
     text = _unmarked(sentence)
     if kind == "date":
         m = _DATE.search(text)
-    elif kind == "number":
+    elif kind == "number" or (kind == "fact" and question.unit):  # "几天内答复" asks a figure too
         # The measure asked for ("多少名", "全长多少公里"): a figure carrying it before the first figure.
         asked = _ASKED_UNIT.search(question.normalised)
         unit = question.unit or (asked.group(1) if asked else None)
