@@ -41,6 +41,10 @@ _ORG = re.compile(
 )
 _ITEM = r"[\u3400-\u9fff“”\"][^\W、，。；和及]{0,15}"
 _ENUM = re.compile(rf"(?:{_ITEM}、)+{_ITEM}(?:(?:和|及|以及){_ITEM})?")
+_DAY = re.compile(r"\d\s*[年月日]")
+_RANGE = re.compile(
+    r"\s*(?:至|到|—|－|-|~)\s*(?:\d{2,4}\s*年\s*)?\d{1,2}\s*月\s*\d{1,2}\s*日|\s*(?:至|到)\s*\d{1,2}\s*日"
+)
 _ASKED_UNIT = re.compile(r"(?:多少|几)([\u4e00-\u9fff%])")
 _LEAD = re.compile(r"^(?:包括|包含|主要有|分别是|分别为|有|是|为)")
 
@@ -106,7 +110,11 @@ def rule_span(question: Question, sentence: str) -> str | None:
     kind = question.kind
     text = _unmarked(sentence)
     if kind == "date":
-        m = _DATE.search(text)
+        # A calendar date before a recurrence ("每年5月1日至9月30日" → the dates), and a range whole.
+        found = list(_DATE.finditer(text))
+        m = next((f for f in found if _DAY.search(f.group())), found[0] if found else None)
+        if m and _DAY.search(m.group()) and (to := _RANGE.match(text, m.end())):
+            return re.sub(r"\s+", "", text[m.start() : to.end()])
     elif kind == "number" or (kind == "fact" and question.unit):  # "几天内答复" asks a figure too
         # The measure asked for ("多少名", "全长多少公里"): a figure carrying it before the first figure.
         asked = _ASKED_UNIT.search(question.normalised)
