@@ -54,3 +54,11 @@ def test_a_grouped_number_is_one_candidate_word() -> None:
     words = [w for w, _ in tagged]
     assert "1,750" in words
     assert "2019" in words and "2020" in words
+
+
+def test_an_answer_from_several_places_has_its_best_place_s_span(pipeline: Pipeline) -> None:
+    """Unscoped, each district answers on its own line; the span is the first (best) one's."""
+    d = answer_dict(pipeline.ask_extractive("行政复议改革要在哪一年前完成？"))
+    lines = d["answer"].split("\n")
+    assert len(lines) > 1, d["answer"]
+    assert d["answer_span"] and d["answer_span"] in lines[0], d

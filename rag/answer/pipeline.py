@@ -410,7 +410,7 @@ class Pipeline:
                 parts.append("".join(s.sentence for s in sents) + f"[{n}]")
             prefix = f"{group[0].hit.chunk.district}：" if len(groups) > 1 and group[0].hit.chunk.district else ""
             lines.append(prefix + "".join(parts))
-        span = answer_span(q, citations[0].quote) if len(groups) == 1 else None
+        span = answer_span(q, citations[0].quote)  # several places: the best one's
         return Answer(q.text, "\n".join(lines), False, tuple(citations), retrieved, {}, {"answer_span": span})
 
     def _refuse_unknown(self, question: str, unknown: tuple[str, ...], hits: list[Hit], districts: list[str]) -> Answer:
