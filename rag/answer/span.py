@@ -45,6 +45,7 @@ _DAY = re.compile(r"\d\s*[年月日]")
 _RANGE = re.compile(
     r"\s*(?:至|到|—|－|-|~)\s*(?:\d{2,4}\s*年\s*)?\d{1,2}\s*月\s*\d{1,2}\s*日|\s*(?:至|到)\s*\d{1,2}\s*日"
 )
+_DEFINES = re.compile(r"(?:是指|系指)([^。；;]{2,60})")
 _ASKED_UNIT = re.compile(r"(?:多少|几)([\u4e00-\u9fff%])")
 _LEAD = re.compile(r"^(?:包括|包含|主要有|分别是|分别为|有|是|为)")
 
@@ -121,6 +122,8 @@ def rule_span(question: Question, sentence: str) -> str | None:
         unit = question.unit or (asked.group(1) if asked else None)
         found = list(_FIGURE.finditer(text))
         m = next((f for f in found if unit and unit in f.group()), found[0] if found else None)
+    elif kind == "definition" and (d := _DEFINES.search(text)):
+        return re.sub(r"\s+", "", d.group(1))
     elif kind == "who":
         m = _ORG.search(text)
     elif kind == "list":
