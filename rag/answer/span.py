@@ -46,6 +46,7 @@ _RANGE = re.compile(
     r"\s*(?:至|到|—|－|-|~)\s*(?:\d{2,4}\s*年\s*)?\d{1,2}\s*月\s*\d{1,2}\s*日|\s*(?:至|到)\s*\d{1,2}\s*日"
 )
 _DEFINES = re.compile(r"(?:是指|系指)([^。；;]{2,60})")
+_OFFICE_Q = re.compile(r"部门|机关|单位|机构|政府|委员会|组织|负责|主管|牵头|管理")
 _ASKED_UNIT = re.compile(r"(?:多少|几)([\u4e00-\u9fff%])")
 _LEAD = re.compile(r"^(?:包括|包含|主要有|分别是|分别为|有|是|为)")
 
@@ -124,7 +125,7 @@ def rule_span(question: Question, sentence: str) -> str | None:
         m = next((f for f in found if unit and unit in f.group()), found[0] if found else None)
     elif kind == "definition" and (d := _DEFINES.search(text)):
         return re.sub(r"\s+", "", d.group(1))
-    elif kind == "who":
+    elif kind == "who" and _OFFICE_Q.search(question.normalised):  # a person ("谁饰演") is the model's
         m = _ORG.search(text)
     elif kind == "list":
         m = max(_ENUM.finditer(text), key=lambda x: len(x.group()), default=None)
