@@ -38,3 +38,10 @@ def test_each_part_gets_its_sentence(pipe: Pipeline) -> None:
     assert not a.abstained, a.answer
     assert "三十日" in a.answer and "十二小时" in a.answer, a.answer
     assert "二十四小时" not in a.answer and "水质" not in a.answer, a.answer
+
+
+def test_a_pasted_list_of_questions_is_cut_to_a_few_parts() -> None:
+    from rag.query.question import MAX_PARTS
+
+    q = analyse("".join(f"第{i}个问题是什么内容？" for i in range(20)))
+    assert len(q.parts) == MAX_PARTS

@@ -111,13 +111,15 @@ class Question:
 
 _PART_END = re.compile(r"[？?]")
 MIN_PART = 4  # characters: shorter pieces ("是吗？") are not questions of their own
+MAX_PARTS = 4
 
 
 def _parts(text: str, drop: tuple[str, ...], synonyms: Mapping[str, frozenset[str]] | None) -> tuple[Question, ...]:
     pieces = [x.strip() + "？" for x in _PART_END.split(text) if len(x.strip()) >= MIN_PART]
     if len(pieces) < 2:
         return ()
-    return tuple(analyse(x, drop, synonyms, whole=False) for x in pieces)
+    # A pasted list of questions is not one question of parts: each part costs a scoring pass.
+    return tuple(analyse(x, drop, synonyms, whole=False) for x in pieces[:MAX_PARTS])
 
 
 _QUOTED = re.compile(r"“([^”]*)”|\"([^\"]*)\"|「([^」]*)」")
