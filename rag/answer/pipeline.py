@@ -343,6 +343,12 @@ class Pipeline:
                 refuse = chance < self.selector.threshold
             elif chance is not None:
                 refuse = chance < (self.settings.rescue_threshold if refuse else self.settings.veto_threshold)
+        if refuse and q.parts:
+            # Two questions in one dilute each other's coverage: the first, which carries the
+            # context, may answer on its own.
+            first = score_sentences(q.parts[0], top, st.idf, p)
+            if first and first[0].score >= self.settings.refusal_threshold and first[0].coverage >= floor:
+                refuse = False
         if refuse:
             return []
         scored = ranked.scored
