@@ -343,11 +343,12 @@ class Pipeline:
                 refuse = chance < self.selector.threshold
             elif chance is not None:
                 refuse = chance < (self.settings.rescue_threshold if refuse else self.settings.veto_threshold)
-        if refuse and q.parts:
+        # Each part of a question of several, scored once: for refusal and for the evidence.
+        parts = [score_sentences(part, top, st.idf, p) for part in q.parts]
+        if refuse and parts and (first := parts[0]):
             # Two questions in one dilute each other's coverage: the first, which carries the
             # context, may answer on its own.
-            first = score_sentences(q.parts[0], top, st.idf, p)
-            if first and first[0].score >= self.settings.refusal_threshold and first[0].coverage >= floor:
+            if first[0].score >= self.settings.refusal_threshold and first[0].coverage >= floor:
                 refuse = False
         if refuse:
             return []
@@ -355,7 +356,7 @@ class Pipeline:
 
         def evidence(of: list[Scored]) -> list[Scored]:
             group = lead_in_items(select_evidence(of, p), st.by_doc)
-            return with_parts(q, group, top, st.idf, p, self.settings.refusal_threshold)
+            return with_parts(group, parts, self.settings.refusal_threshold)
 
         if districts or len(st.index.districts) < 2:
             return [evidence(scored)]

@@ -46,8 +46,6 @@ _RANGE = re.compile(
     r"\s*(?:至|到|—|－|-|~)\s*(?:\d{2,4}\s*年\s*)?\d{1,2}\s*月\s*\d{1,2}\s*日|\s*(?:至|到)\s*\d{1,2}\s*日"
 )
 _DEFINES = re.compile(r"(?:是指|系指)([^。；;]{2,60})")
-_OFFICE_Q = re.compile(r"部门|机关|单位|机构|政府|委员会|组织|负责|主管|牵头|管理")
-_ASKED_UNIT = re.compile(r"(?:多少|几)([\u4e00-\u9fff%])")
 _LEAD = re.compile(r"^(?:包括|包含|主要有|分别是|分别为|有|是|为)")
 
 
@@ -119,13 +117,12 @@ def rule_span(question: Question, sentence: str) -> str | None:
             return re.sub(r"\s+", "", text[m.start() : to.end()])
     elif kind == "number" or (kind == "fact" and question.unit):  # "几天内答复" asks a figure too
         # The measure asked for ("多少名", "全长多少公里"): a figure carrying it before the first figure.
-        asked = _ASKED_UNIT.search(question.normalised)
-        unit = question.unit or (asked.group(1) if asked else None)
+        unit = question.unit or question.measure
         found = list(_FIGURE.finditer(text))
         m = next((f for f in found if unit and unit in f.group()), found[0] if found else None)
     elif kind == "definition" and (d := _DEFINES.search(text)):
         return re.sub(r"\s+", "", d.group(1))
-    elif kind == "who" and _OFFICE_Q.search(question.normalised):  # a person ("谁饰演") is the model's
+    elif kind == "who" and question.office:  # a person ("谁饰演") is the model's
         m = _ORG.search(text)
     elif kind == "list":
         m = max(_ENUM.finditer(text), key=lambda x: len(x.group()), default=None)

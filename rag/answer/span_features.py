@@ -33,7 +33,6 @@ _OPEN, _CLOSE = "《「“（(『【", "》」”）)』】"
 _UNIT = re.compile(
     r"^(?:公里|千米|米|厘米|平方公里|平方米|公顷|亿元|万元|元|美元|年|个|人|名|位|次|岁|吨|万|亿|%|倍|层|座|项|种|部|集|场|届|分钟|小时|天|日|月)"
 )
-_ASKED_UNIT = re.compile(r"(?:多少|几)([\u4e00-\u9fff%])")  # "海拔多少米" → 米, "耗资多少日圆" → 日
 _QUOTED = re.compile(r"^[《“\"「『].*[》”\"」』]$")
 _INTENT_NAMES = tuple(dict.fromkeys([*(it.name for it in INTENTS), "fact"]))
 _LEN_BINS = (1, 2, 4, 8, 16, 32)
@@ -163,8 +162,7 @@ def features(q: Question, sentence: str) -> tuple[list[tuple[int, int]], np.ndar
     qwords = {w for w in q.words if len(w) >= 2 or not _PUNCT.match(w)} - _FUNCTION
     left_w, right_w = q.frame
     head = right_w or ""
-    asked = _ASKED_UNIT.search(q.normalised)
-    unit = asked.group(1) if asked else ""
+    unit = q.measure or ""
 
     def at(flags: list[bool], k: np.ndarray, valid: np.ndarray) -> np.ndarray:
         arr = np.asarray([*flags, False])

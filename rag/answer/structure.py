@@ -92,7 +92,7 @@ def lead_in_items(group: list[Scored], by_doc: dict[str, list[Chunk]]) -> list[S
     # The chosen sentence itself may be the lead, with a weaker sentence of the article after it.
     for lead in dict.fromkeys((group[0], group[-1])):
         if _OPENS.search(lead.sentence) and (inline := _inline_items(group, lead)):
-            return _in_order([*group, *inline], lead.hit.chunk.id)
+            return in_reading_order([*group, *inline])
     last = group[-1]
     chunk = last.hit.chunk
     if not last.sentence.endswith(("：", ":")) or not chunk.text.rstrip().endswith(last.sentence):
@@ -104,10 +104,14 @@ def lead_in_items(group: list[Scored], by_doc: dict[str, list[Chunk]]) -> list[S
     ]
 
 
-def _in_order(group: list[Scored], chunk_id: str) -> list[Scored]:
-    """`group` with the sentences of chunk `chunk_id` in reading order (lead, then its items)."""
-    mine = iter(sorted((s for s in group if s.hit.chunk.id == chunk_id), key=lambda s: s.position))
-    return [next(mine) if s.hit.chunk.id == chunk_id else s for s in group]
+def in_reading_order(group: list[Scored]) -> list[Scored]:
+    """`group` with each passage's sentences in reading order, in the slots its sentences hold (a
+    lead, then its items; a part's sentence among the answer's)."""
+    by_chunk: dict[str, list[Scored]] = {}
+    for s in group:
+        by_chunk.setdefault(s.hit.chunk.id, []).append(s)
+    ordered = {c: iter(sorted(ss, key=lambda s: s.position)) for c, ss in by_chunk.items()}
+    return [next(ordered[s.hit.chunk.id]) for s in group]
 
 
 def _inline_items(group: list[Scored], last: Scored) -> list[Scored]:

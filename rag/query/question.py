@@ -107,6 +107,13 @@ class Question:
     titles: tuple[str, ...] = field(default=())
     # A question of several questions ("多久通知？停水时间长了又该怎么办？"): each, analysed alone.
     parts: tuple[Question, ...] = field(default=())
+    # The character after 多少/几 ("海拔多少米" → 米, "耗资多少日圆" → 日), beyond `unit`'s fixed list.
+    measure: str | None = None
+    office: bool = False  # asks for an office (部门, 机关, 负责…), not a person ("谁饰演")
+
+
+_MEASURE = re.compile(r"(?:多少|几)([\u4e00-\u9fff%])")
+_OFFICE = re.compile(r"部门|机关|单位|机构|政府|委员会|组织|负责|主管|牵头|管理")
 
 
 _PART_END = re.compile(r"[？?]")
@@ -178,4 +185,6 @@ def analyse(
         frame=_frame(nq),
         titles=named_titles(nq, drop),
         parts=_parts(text, drop, synonyms) if whole else (),
+        measure=m.group(1) if (m := _MEASURE.search(nq)) else None,
+        office=bool(_OFFICE.search(nq)),
     )
